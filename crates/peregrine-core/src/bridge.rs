@@ -1,0 +1,404 @@
+//! Serving requests from a host that runs on another thread.
+//!
+//! The napi binding cannot run JavaScript on tokio's threads, so it serves through a
+//! [`Bridge`]: every request, body chunk and abort becomes an [`Event`] in one queue.
+//! The first event pushed into an empty queue wakes the host once ([`Wake`]); the host
+//! then takes every waiting event with [`Bridge::drain`]. However many requests arrive
+//! while the host is busy, they cost one wake-up. The host answers through the methods
+//! on [`Bridge`], addressing each request by its [`ExchangeId`].
+//!
+//! Request bodies are pulled: the host asks for one chunk at a time with
+//! [`Bridge::read_body`], so a slow reader never makes the server buffer an upload.
+//! Streamed responses go through a [`BodyWriter`] whose high-water mark is
+//! maxResponseBufferSize; [`Event::WriteReady`] says when a refused writer may go on.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use tokio::runtime::Handle;
+use tokio::sync::{oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::body::{BodyChunk, BodyWriter, ChannelSignal, RequestBody, ResponseBody, WriteOutcome};
+use crate::error::{Error, ErrorCode};
+use crate::handler::{Abort, Handler, Request, RequestHead, Response};
+
+/// Identifies one request/response exchange between the bridge and its host.
+pub type ExchangeId = u32;
+
+/// Something the host must hear about.
+pub enum Event {
+    /// A new request. `body_empty` tells the host not to bother reading the body.
+    Request {
+        id: ExchangeId,
+        head: RequestHead,
+        body_empty: bool,
+    },
+    /// A chunk of request body, in answer to one [`Bridge::read_body`].
+    Data { id: ExchangeId, data: Bytes },
+    /// Request trailers (chunked HTTP/1.1 or HTTP/2); [`Event::End`] follows.
+    Trailers { id: ExchangeId, trailers: HeaderMap },
+    /// The request body is complete.
+    End { id: ExchangeId },
+    /// Reading the request body failed (too large, or the client broke off).
+    BodyError { id: ExchangeId, error: Error },
+    /// A streamed response that reported [`WriteOutcome::Full`] may be written again.
+    WriteReady { id: ExchangeId },
+    /// The client went away before the exchange completed.
+    Aborted { id: ExchangeId },
+}
+
+/// Wakes the host so that it calls [`Bridge::drain`]. Called from I/O threads at most
+/// once per batch; it must not block.
+pub trait Wake: Send + Sync + 'static {
+    fn wake(&self);
+}
+
+enum BodyState {
+    Idle(RequestBody),
+    Pumping(Arc<Semaphore>),
+    Gone,
+}
+
+struct Exchange {
+    responder: Option<oneshot::Sender<Result<Response, Abort>>>,
+    body: BodyState,
+    writer: Option<BodyWriter>,
+    /// Stops the body pump when the exchange ends.
+    cancel: CancellationToken,
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+pub struct Bridge {
+    events: Mutex<Vec<Event>>,
+    wake_pending: AtomicBool,
+    waker: Box<dyn Wake>,
+    exchanges: Mutex<HashMap<ExchangeId, Exchange>>,
+    next_id: AtomicU32,
+    runtime: Handle,
+    response_buffer_size: usize,
+    me: Weak<Bridge>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // No code path panics while holding these locks with the state half-updated.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unknown(id: ExchangeId) -> Error {
+    Error::new(
+        ErrorCode::UnknownExchange,
+        format!("request {id} is finished or was aborted"),
+    )
+}
+
+impl Bridge {
+    /// `response_buffer_size` is the high-water mark of streamed responses
+    /// (maxResponseBufferSize).
+    pub fn new(waker: impl Wake, runtime: Handle, response_buffer_size: usize) -> Arc<Bridge> {
+        Arc::new_cyclic(|me| Bridge {
+            events: Mutex::new(Vec::with_capacity(64)),
+            wake_pending: AtomicBool::new(false),
+            waker: Box::new(waker),
+            exchanges: Mutex::new(HashMap::new()),
+            next_id: AtomicU32::new(1),
+            runtime,
+            response_buffer_size,
+            me: me.clone(),
+        })
+    }
+
+    fn push(&self, event: Event) {
+        lock(&self.events).push(event);
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+
+    /// Takes every waiting event. Call it from the host thread after a wake.
+    pub fn drain(&self) -> Vec<Event> {
+        // Clear the flag first: an event pushed after this point wakes the host again
+        // rather than being left in the queue unnoticed.
+        self.wake_pending.store(false, Ordering::Release);
+        let mut events = lock(&self.events);
+        let capacity = events.capacity().clamp(16, 1024);
+        std::mem::replace(&mut *events, Vec::with_capacity(capacity))
+    }
+
+    /// The number of exchanges in flight.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.exchanges).len()
+    }
+
+    fn insert(&self, exchange: Exchange) -> ExchangeId {
+        let mut map = lock(&self.exchanges);
+        loop {
+            // Ids wrap after 2^32 requests; skip any still in use.
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            if id != 0 && !map.contains_key(&id) {
+                map.insert(id, exchange);
+                return id;
+            }
+        }
+    }
+
+    fn remove(&self, id: ExchangeId) -> Option<Exchange> {
+        lock(&self.exchanges).remove(&id)
+    }
+
+    fn take_responder(
+        &self,
+        id: ExchangeId,
+    ) -> Result<oneshot::Sender<Result<Response, Abort>>, Error> {
+        let mut map = lock(&self.exchanges);
+        let exchange = map.get_mut(&id).ok_or_else(|| unknown(id))?;
+        exchange.responder.take().ok_or_else(|| {
+            Error::new(
+                ErrorCode::ResponseAlreadyStarted,
+                format!("request {id} has already started its response"),
+            )
+        })
+    }
+
+    /// Sends a whole response in one step and ends the exchange.
+    pub fn respond(&self, id: ExchangeId, response: Response) -> Result<(), Error> {
+        let responder = self.take_responder(id)?;
+        let exchange = self.remove(id);
+        // If the client left meanwhile, the response is dropped here, outside any lock.
+        let _ = responder.send(Ok(response));
+        drop(exchange);
+        Ok(())
+    }
+
+    /// Sends the response head; the body follows through [`Bridge::write`] and
+    /// [`Bridge::finish`].
+    pub fn start_response(
+        &self,
+        id: ExchangeId,
+        status: StatusCode,
+        headers: HeaderMap,
+    ) -> Result<(), Error> {
+        let responder = self.take_responder(id)?;
+        let me = self.me.clone();
+        let (writer, body) = BodyWriter::channel(
+            self.response_buffer_size,
+            Box::new(move |signal| {
+                if let Some(bridge) = me.upgrade() {
+                    bridge.on_channel_signal(id, signal);
+                }
+            }),
+        );
+        if let Some(exchange) = lock(&self.exchanges).get_mut(&id) {
+            exchange.writer = Some(writer);
+        }
+        let mut response = http::Response::new(body);
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        let _ = responder.send(Ok(response));
+        Ok(())
+    }
+
+    fn on_channel_signal(&self, id: ExchangeId, signal: ChannelSignal) {
+        match signal {
+            ChannelSignal::Drained => self.push(Event::WriteReady { id }),
+            ChannelSignal::ReaderGone => {
+                let exchange = self.remove(id);
+                if exchange.is_some() {
+                    self.push(Event::Aborted { id });
+                }
+                drop(exchange);
+            }
+        }
+    }
+
+    /// Writes a chunk of a streamed response.
+    pub fn write(&self, id: ExchangeId, data: Bytes) -> Result<WriteOutcome, Error> {
+        let map = lock(&self.exchanges);
+        let writer = map
+            .get(&id)
+            .and_then(|e| e.writer.as_ref())
+            .ok_or_else(|| unknown(id))?;
+        Ok(writer.write(data))
+    }
+
+    /// Ends a streamed response, with optional trailers, and the exchange with it.
+    pub fn finish(&self, id: ExchangeId, trailers: Option<HeaderMap>) -> Result<(), Error> {
+        let mut exchange = self.remove(id).ok_or_else(|| unknown(id))?;
+        match exchange.writer.take() {
+            Some(writer) => {
+                writer.finish(trailers);
+                Ok(())
+            }
+            None => Err(Error::new(
+                ErrorCode::UnknownExchange,
+                format!("request {id} has no streamed response to finish"),
+            )),
+        }
+    }
+
+    /// Aborts the exchange: before the response started, the connection is closed
+    /// (HTTP/1.1) or the stream reset (HTTP/2); after, the body is cut off.
+    pub fn abort(&self, id: ExchangeId) {
+        let Some(mut exchange) = self.remove(id) else {
+            return;
+        };
+        if let Some(responder) = exchange.responder.take() {
+            let _ = responder.send(Err(Abort));
+        }
+        if let Some(writer) = exchange.writer.take() {
+            writer.abort();
+        }
+    }
+
+    /// Changes the request body size limit (the max-request-body-size feature).
+    pub fn set_max_request_body_size(
+        &self,
+        id: ExchangeId,
+        limit: Option<u64>,
+    ) -> Result<(), Error> {
+        let mut map = lock(&self.exchanges);
+        let exchange = map.get_mut(&id).ok_or_else(|| unknown(id))?;
+        match &mut exchange.body {
+            BodyState::Idle(body) => body.set_limit(limit),
+            _ => Err(Error::new(
+                ErrorCode::ResponseAlreadyStarted,
+                "the max request body size cannot change once the body is being read",
+            )),
+        }
+    }
+
+    /// Asks for the next chunk of the request body. Exactly one of [`Event::Data`],
+    /// [`Event::End`] or [`Event::BodyError`] answers each call.
+    pub fn read_body(&self, id: ExchangeId) -> Result<(), Error> {
+        let mut map = lock(&self.exchanges);
+        let exchange = map.get_mut(&id).ok_or_else(|| unknown(id))?;
+        match std::mem::replace(&mut exchange.body, BodyState::Gone) {
+            BodyState::Idle(body) => {
+                let credit = Arc::new(Semaphore::new(1));
+                exchange.body = BodyState::Pumping(credit.clone());
+                let cancel = exchange.cancel.clone();
+                drop(map);
+                if let Some(me) = self.me.upgrade() {
+                    self.runtime.spawn(me.pump_body(id, body, credit, cancel));
+                }
+                Ok(())
+            }
+            BodyState::Pumping(credit) => {
+                credit.add_permits(1);
+                exchange.body = BodyState::Pumping(credit);
+                Ok(())
+            }
+            BodyState::Gone => Err(Error::new(
+                ErrorCode::BodyRead,
+                format!("the body of request {id} was already read to the end"),
+            )),
+        }
+    }
+
+    async fn pump_body(
+        self: Arc<Self>,
+        id: ExchangeId,
+        mut body: RequestBody,
+        credit: Arc<Semaphore>,
+        cancel: CancellationToken,
+    ) {
+        let mut need_credit = true;
+        loop {
+            if need_credit {
+                tokio::select! {
+                    permit = credit.acquire() => match permit {
+                        Ok(p) => p.forget(),
+                        Err(_) => return,
+                    },
+                    _ = cancel.cancelled() => return,
+                }
+            }
+            let chunk = tokio::select! {
+                c = body.next_chunk() => c,
+                _ = cancel.cancelled() => return,
+            };
+            need_credit = true;
+            let event = match chunk {
+                Some(Ok(BodyChunk::Data(data))) => Event::Data { id, data },
+                Some(Ok(BodyChunk::Trailers(trailers))) => {
+                    // Trailers come unasked; the end follows without another request.
+                    need_credit = false;
+                    Event::Trailers { id, trailers }
+                }
+                None => {
+                    self.push(Event::End { id });
+                    return;
+                }
+                Some(Err(error)) => {
+                    self.push(Event::BodyError { id, error });
+                    return;
+                }
+            };
+            self.push(event);
+        }
+    }
+}
+
+/// Removes the exchange and tells the host when hyper drops a request's future before
+/// the host answered, which happens when the client disconnects.
+struct PendingGuard<'a> {
+    bridge: &'a Bridge,
+    id: ExchangeId,
+    armed: bool,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let exchange = self.bridge.remove(self.id);
+            if exchange.is_some() {
+                self.bridge.push(Event::Aborted { id: self.id });
+            }
+            drop(exchange);
+        }
+    }
+}
+
+impl Handler for Arc<Bridge> {
+    async fn call(&self, request: Request) -> Result<Response, Abort> {
+        let (tx, rx) = oneshot::channel();
+        let body_empty = request.body.is_end_stream();
+        let id = self.insert(Exchange {
+            responder: Some(tx),
+            body: BodyState::Idle(request.body),
+            writer: None,
+            cancel: CancellationToken::new(),
+        });
+        let mut guard = PendingGuard {
+            bridge: self,
+            id,
+            armed: true,
+        };
+        self.push(Event::Request {
+            id,
+            head: request.head,
+            body_empty,
+        });
+        let result = rx.await;
+        guard.armed = false;
+        match result {
+            Ok(outcome) => outcome,
+            // The bridge itself went away (the host shut down without answering).
+            Err(_) => Ok(internal_error()),
+        }
+    }
+}
+
+fn internal_error() -> Response {
+    let mut response = http::Response::new(ResponseBody::empty());
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}

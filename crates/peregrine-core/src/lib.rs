@@ -1,0 +1,26 @@
+//! Peregrine's HTTP engine.
+//!
+//! This crate owns everything between the socket and a request handler: listeners,
+//! connections (HTTP/1.1 and h2c through hyper), request and response bodies with
+//! backpressure, and graceful shutdown. It knows nothing of Node.js. Two kinds of
+//! handler sit on top of it:
+//!
+//! - a plain Rust [`Handler`], as in `examples/hello.rs`;
+//! - a [`bridge::Bridge`], which turns requests into [`bridge::Event`]s for a host that
+//!   runs on another thread (the napi binding drains them in batches on the JS thread).
+
+pub mod body;
+pub mod bridge;
+mod connection;
+pub mod endpoint;
+mod error;
+mod handler;
+pub mod runtime;
+mod server;
+
+pub use body::{BodyChunk, BodyWriter, BoxError, RequestBody, ResponseBody, WriteOutcome};
+pub use connection::ConnectionInfo;
+pub use endpoint::{Endpoint, Protocols, Scheme};
+pub use error::{Error, ErrorCode};
+pub use handler::{Abort, Handler, Request, RequestHead, Response};
+pub use server::{Limits, RunningServer, Server, ServerOptions};

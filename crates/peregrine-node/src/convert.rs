@@ -1,0 +1,79 @@
+//! Conversions between JavaScript values and core types.
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, StatusCode};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Unknown};
+use napi::{Status, ValueType};
+use peregrine_core::{Error, ErrorCode};
+
+/// Buffers at least this large are pinned and sent without a copy. Below it, copying
+/// is cheaper than a napi reference plus the hop back to the JS thread to release it.
+const ZERO_COPY_MIN: usize = 16 * 1024;
+
+/// Core errors reach JS as `Error("<CODE>: <message>")`; the TS package moves the code
+/// into `error.code`.
+pub fn js_error(e: Error) -> napi::Error {
+    napi::Error::new(Status::GenericFailure, e.to_string())
+}
+
+fn invalid(message: String) -> napi::Error {
+    js_error(Error::new(ErrorCode::InvalidHeader, message))
+}
+
+/// Headers arrive packed as `name\nvalue\nname\nvalue`. The TS package has already
+/// refused names and values containing CR, LF or NUL, so the packing is unambiguous.
+pub fn headers(packed: &str) -> napi::Result<HeaderMap> {
+    let mut map = HeaderMap::new();
+    if packed.is_empty() {
+        return Ok(map);
+    }
+    let mut parts = packed.split('\n');
+    while let Some(name) = parts.next() {
+        let value = parts
+            .next()
+            .ok_or_else(|| invalid(format!("header \"{name}\" has no value")))?;
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid(format!("\"{name}\" is not a valid header name")))?;
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            invalid(format!("the value of header \"{name}\" has invalid characters"))
+        })?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+pub fn status(code: u32) -> napi::Result<StatusCode> {
+    u16::try_from(code)
+        .ok()
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .filter(|s| s.as_u16() >= 200 || s.as_u16() == 101)
+        .ok_or_else(|| {
+            js_error(Error::new(
+                ErrorCode::InvalidStatus,
+                format!("{code} is not a valid final status code (200-999)"),
+            ))
+        })
+}
+
+/// A body chunk from JS: a string (encoded to UTF-8 once), a Buffer or Uint8Array,
+/// or null/undefined for nothing.
+pub fn bytes(value: Unknown<'_>) -> napi::Result<Bytes> {
+    match value.get_type()? {
+        ValueType::String => {
+            let s = unsafe { value.cast::<String>()? };
+            Ok(Bytes::from(s))
+        }
+        ValueType::Undefined | ValueType::Null => Ok(Bytes::new()),
+        _ => {
+            let slice = unsafe { value.cast::<BufferSlice>()? };
+            if slice.len() < ZERO_COPY_MIN {
+                return Ok(Bytes::copy_from_slice(&slice));
+            }
+            // The napi Buffer holds a reference that keeps the JS memory alive until
+            // the socket has sent it; napi-rs releases it on the JS thread.
+            let pinned = unsafe { value.cast::<Buffer>()? };
+            Ok(Bytes::from_owner(pinned))
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! `NativeServer`, the class the TS package drives. Each method converts its
+//! arguments and forwards to the core's server or bridge.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use napi::bindgen_prelude::{Array, BufferSlice, Env, Function, Null, Unknown};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Either;
+use napi_derive::napi;
+use peregrine_core::bridge::{Bridge, Wake};
+use peregrine_core::{Endpoint, Limits, Protocols, RunningServer, Server, ServerOptions, WriteOutcome};
+
+use crate::convert::{self, js_error};
+use crate::tape::Tape;
+
+/// Options as the TS package passes them, already validated there.
+#[napi(object)]
+pub struct NativeServerOptions {
+    pub urls: Vec<String>,
+    /// "http1" | "http2" | "http1AndHttp2", one per URL; missing entries use the default.
+    pub protocols: Option<Vec<String>>,
+    /// Bytes; a negative value means unlimited.
+    pub max_request_body_size: f64,
+    pub max_request_buffer_size: u32,
+    pub max_response_buffer_size: u32,
+    pub add_server_header: bool,
+}
+
+type WakeFn = ThreadsafeFunction<(), (), (), napi::Status, false>;
+
+/// Wakes the JS thread through a threadsafe function. It holds the event loop open
+/// while the server runs, as node:http's listening socket does.
+struct JsWake {
+    tsfn: Mutex<Option<WakeFn>>,
+    stopped: AtomicBool,
+}
+
+impl JsWake {
+    fn wake(&self) {
+        let guard = self.tsfn.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tsfn) = guard.as_ref() {
+            tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+}
+
+struct SharedWake(Arc<JsWake>);
+
+impl Wake for SharedWake {
+    fn wake(&self) {
+        self.0.wake();
+    }
+}
+
+#[napi]
+pub struct NativeServer {
+    options: Option<ServerOptions>,
+    wake: Arc<JsWake>,
+    bridge: Arc<Bridge>,
+    running: Option<Arc<RunningServer>>,
+    on_wake: Option<napi::bindgen_prelude::FunctionRef<(), ()>>,
+}
+
+#[napi]
+impl NativeServer {
+    /// `onWake` is called, with no arguments, whenever events are waiting; it should
+    /// call `drain()`.
+    #[napi(constructor)]
+    pub fn new(options: NativeServerOptions, on_wake: Function<(), ()>) -> napi::Result<Self> {
+        let mut endpoints = Vec::with_capacity(options.urls.len());
+        for (i, url) in options.urls.iter().enumerate() {
+            let mut endpoint = Endpoint::parse(url).map_err(js_error)?;
+            if let Some(p) = options.protocols.as_ref().and_then(|p| p.get(i)) {
+                endpoint.protocols = Protocols::parse(p).ok_or_else(|| {
+                    napi::Error::from_reason(format!(
+                        "PEREGRINE_INVALID_OPTION: protocols \"{p}\" for \"{url}\" must be http1, http2 or http1AndHttp2"
+                    ))
+                })?;
+            }
+            endpoints.push(endpoint);
+        }
+        let limits = Limits {
+            max_request_body_size: (options.max_request_body_size >= 0.0)
+                .then_some(options.max_request_body_size as u64),
+            max_request_buffer_size: options.max_request_buffer_size as usize,
+            max_response_buffer_size: options.max_response_buffer_size as usize,
+        };
+        let wake = Arc::new(JsWake {
+            tsfn: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+        });
+        let runtime = peregrine_core::runtime::shared();
+        let bridge = Bridge::new(
+            SharedWake(wake.clone()),
+            runtime.handle().clone(),
+            limits.max_response_buffer_size,
+        );
+        Ok(NativeServer {
+            options: Some(ServerOptions {
+                endpoints,
+                limits,
+                add_server_header: options.add_server_header,
+            }),
+            wake,
+            bridge,
+            running: None,
+            on_wake: Some(on_wake.create_ref()?),
+        })
+    }
+
+    /// Binds every endpoint and starts serving. Returns the bound URLs.
+    #[napi]
+    pub fn listen(&mut self, env: Env) -> napi::Result<Vec<String>> {
+        let options = self.options.take().ok_or_else(|| {
+            napi::Error::from_reason("PEREGRINE_ALREADY_STARTED: this server was already started")
+        })?;
+        let on_wake = self
+            .on_wake
+            .take()
+            .ok_or_else(|| napi::Error::from_reason("PEREGRINE_ALREADY_STARTED: this server was already started"))?;
+        let tsfn: WakeFn = on_wake
+            .borrow_back(&env)?
+            .build_threadsafe_function()
+            .build_callback(|_| Ok(()))?;
+        *self.wake.tsfn.lock().unwrap_or_else(|e| e.into_inner()) = Some(tsfn);
+        let runtime = peregrine_core::runtime::shared();
+        let running = Server::start(options, Arc::new(self.bridge.clone()), runtime.handle())
+            .map_err(|e| {
+                self.wake.tsfn.lock().unwrap_or_else(|e| e.into_inner()).take();
+                js_error(e)
+            })?;
+        let urls = running.urls().to_vec();
+        let running = Arc::new(running);
+        // A worker_thread that exits with its server still running must not leave
+        // connections waiting on a JS thread that is gone.
+        let on_exit = running.clone();
+        env.add_env_cleanup_hook((), move |_| {
+            peregrine_core::runtime::shared().spawn(on_exit.stop(Duration::ZERO));
+        })?;
+        self.running = Some(running);
+        Ok(urls)
+    }
+
+    /// Takes every waiting event: `[tape, ...bodyChunks]`, or null when there are none.
+    #[napi]
+    pub fn drain<'env>(&self, env: &'env Env) -> napi::Result<Either<Array<'env>, Null>> {
+        let events = self.bridge.drain();
+        let stopped = self.wake.stopped.swap(false, Ordering::AcqRel);
+        if events.is_empty() && !stopped {
+            return Ok(Either::B(Null));
+        }
+        let mut tape = Tape::with_capacity(events.len());
+        for event in events {
+            tape.push(event);
+        }
+        if stopped {
+            tape.stopped();
+        }
+        let mut batch = env.create_array(1 + tape.chunks.len() as u32)?;
+        batch.set(0, BufferSlice::from_data(env, tape.bytes)?)?;
+        for (i, chunk) in tape.chunks.into_iter().enumerate() {
+            let slice = if chunk.is_empty() {
+                BufferSlice::from_data(env, Vec::new())?
+            } else {
+                let ptr = chunk.as_ptr() as *mut u8;
+                let len = chunk.len();
+                // The chunk's bytes stay alive, owned by the finalizer hint, until V8
+                // collects the Buffer: body data crosses into JS without a copy.
+                unsafe { BufferSlice::from_external(env, ptr, len, chunk, |_, chunk| drop(chunk))? }
+            };
+            batch.set(i as u32 + 1, slice)?;
+        }
+        Ok(Either::A(batch))
+    }
+
+    /// Sends a whole response: status, packed headers and body in one call.
+    #[napi]
+    pub fn respond(&self, id: u32, status: u32, headers: String, body: Unknown<'_>) -> napi::Result<()> {
+        let mut response = http::Response::new(peregrine_core::ResponseBody::full(convert::bytes(body)?));
+        *response.status_mut() = convert::status(status)?;
+        *response.headers_mut() = convert::headers(&headers)?;
+        self.bridge.respond(id, response).map_err(js_error)
+    }
+
+    /// Sends the response head of a streamed response.
+    #[napi]
+    pub fn start_response(&self, id: u32, status: u32, headers: String) -> napi::Result<()> {
+        self.bridge
+            .start_response(id, convert::status(status)?, convert::headers(&headers)?)
+            .map_err(js_error)
+    }
+
+    /// Writes a chunk: 0 = go on, 1 = buffer full (wait for write-ready), 2 = closed.
+    #[napi]
+    pub fn write(&self, id: u32, chunk: Unknown<'_>) -> napi::Result<u32> {
+        let outcome = self.bridge.write(id, convert::bytes(chunk)?);
+        Ok(match outcome {
+            Ok(WriteOutcome::Ready) => 0,
+            Ok(WriteOutcome::Full) => 1,
+            Ok(WriteOutcome::Closed) | Err(_) => 2,
+        })
+    }
+
+    /// Ends a streamed response, with packed trailers (may be empty).
+    #[napi]
+    pub fn finish(&self, id: u32, trailers: String) -> napi::Result<()> {
+        let trailers = if trailers.is_empty() {
+            None
+        } else {
+            Some(convert::headers(&trailers)?)
+        };
+        // The client may have left already; that is not the app's error.
+        let _ = self.bridge.finish(id, trailers);
+        Ok(())
+    }
+
+    #[napi]
+    pub fn abort(&self, id: u32) {
+        self.bridge.abort(id);
+    }
+
+    /// Asks for the next request body chunk.
+    #[napi]
+    pub fn read_body(&self, id: u32) -> napi::Result<()> {
+        self.bridge.read_body(id).map_err(js_error)
+    }
+
+    /// A negative limit means unlimited.
+    #[napi]
+    pub fn set_max_request_body_size(&self, id: u32, limit: f64) -> napi::Result<()> {
+        let limit = (limit >= 0.0).then_some(limit as u64);
+        self.bridge
+            .set_max_request_body_size(id, limit)
+            .map_err(js_error)
+    }
+
+    /// Stops gracefully; a `stopped` record on the tape reports the end.
+    #[napi]
+    pub fn stop(&self, timeout_ms: f64) {
+        let Some(running) = self.running.clone() else {
+            self.wake.stopped.store(true, Ordering::Release);
+            self.wake.wake();
+            return;
+        };
+        let wake = self.wake.clone();
+        let timeout = Duration::from_millis(timeout_ms.max(0.0) as u64);
+        peregrine_core::runtime::shared().spawn(async move {
+            running.stop(timeout).await;
+            wake.stopped.store(true, Ordering::Release);
+            wake.wake();
+        });
+    }
+
+    /// Releases the wake-up function so the process may exit. Call after `stopped`.
+    #[napi]
+    pub fn close(&mut self) {
+        self.wake.tsfn.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.running = None;
+    }
+
+    /// Requests in flight, for diagnostics and tests.
+    #[napi(getter)]
+    pub fn in_flight(&self) -> u32 {
+        self.bridge.in_flight() as u32
+    }
+}

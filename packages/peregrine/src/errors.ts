@@ -1,0 +1,72 @@
+/**
+ * Errors a user can meet carry a stable `code` (search for it in docs/errors.md) and a
+ * message that names the input that was wrong and what to do.
+ */
+export const ErrorCodes = {
+  /** An option given to WebApplication.create() or a server is invalid. */
+  INVALID_OPTION: "PEREGRINE_INVALID_OPTION",
+  /** An endpoint URL cannot be parsed. */
+  INVALID_URL: "PEREGRINE_INVALID_URL",
+  /** An endpoint URL has a scheme other than http or https, or https without TLS. */
+  UNSUPPORTED_SCHEME: "PEREGRINE_UNSUPPORTED_SCHEME",
+  /** Another process already listens on an endpoint's address. */
+  ADDRESS_IN_USE: "PEREGRINE_ADDRESS_IN_USE",
+  /** An endpoint's address does not exist on this machine. */
+  ADDRESS_NOT_AVAILABLE: "PEREGRINE_ADDRESS_NOT_AVAILABLE",
+  /** Binding an endpoint failed for another reason (permissions, descriptors). */
+  BIND_FAILED: "PEREGRINE_BIND_FAILED",
+  /** The application was started twice, or changed after it started. */
+  ALREADY_STARTED: "PEREGRINE_ALREADY_STARTED",
+  /** A route template is malformed. */
+  INVALID_ROUTE: "PEREGRINE_INVALID_ROUTE",
+  /** A header name or value contains characters HTTP does not allow. */
+  INVALID_HEADER: "PEREGRINE_INVALID_HEADER",
+  /** A status code outside 100-999, or an informational one used as final. */
+  INVALID_STATUS: "PEREGRINE_INVALID_STATUS",
+  /** Headers or status changed after the response started. */
+  RESPONSE_STARTED: "PEREGRINE_RESPONSE_STARTED",
+  /** The request body was read twice. */
+  BODY_CONSUMED: "PEREGRINE_BODY_CONSUMED",
+  /** The request body exceeded maxRequestBodySize (answered with 413). */
+  MAX_REQUEST_BODY_SIZE: "PEREGRINE_MAX_REQUEST_BODY_SIZE",
+  /** Reading the request body failed: the client broke off or sent bad framing. */
+  BODY_READ_FAILED: "PEREGRINE_BODY_READ_FAILED",
+  /** The client went away; the request was aborted. */
+  REQUEST_ABORTED: "PEREGRINE_REQUEST_ABORTED",
+  /** The request body was not valid JSON (answered with 400). */
+  INVALID_JSON: "PEREGRINE_INVALID_JSON",
+  /** The native addon could not be loaded on this platform. */
+  NATIVE_UNAVAILABLE: "PEREGRINE_NATIVE_UNAVAILABLE",
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class PeregrineError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PeregrineError";
+    this.code = code;
+  }
+}
+
+/**
+ * A request the server refuses for the client's fault; `statusCode` is what the client
+ * gets if the response has not started (Kestrel's BadHttpRequestException).
+ */
+export class BadHttpRequestError extends PeregrineError {
+  readonly statusCode: number;
+  constructor(code: string, statusCode: number, message: string, options?: ErrorOptions) {
+    super(code, message, options);
+    this.name = "BadHttpRequestError";
+    this.statusCode = statusCode;
+  }
+}
+
+/** The native core reports errors as "CODE: message"; this restores `code`. */
+export function fromNativeError(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const match = /^(PEREGRINE_[A-Z_]+): ([\s\S]*)$/.exec(error.message);
+  if (!match) return error;
+  return new PeregrineError(match[1] as string, match[2] as string, { cause: error });
+}

@@ -1,0 +1,323 @@
+import {
+  type BodyChunk,
+  type FeatureKey,
+  type IFeatureCollection,
+  IHttpConnectionFeature,
+  IHttpRequestFeature,
+  IHttpRequestIdentifierFeature,
+  IHttpRequestLifetimeFeature,
+  IHttpResponseBodyFeature,
+  IHttpResponseFeature,
+} from "../features/index.js";
+import { parseJson, readAll } from "./body.js";
+import type { RouteEndpoint } from "../routing/router.js";
+import type { HeaderDictionary } from "./headers.js";
+
+/** Route parameters captured by the matched route template. */
+export type RouteValues = Record<string, string | undefined>;
+
+/**
+ * The per-request context that flows through the middleware pipeline. It is a view over
+ * the server's features; whatever it shows comes from them.
+ */
+export class HttpContext {
+  readonly features: IFeatureCollection;
+  readonly request: HttpRequest;
+  readonly response: HttpResponse;
+  #items: Map<unknown, unknown> | undefined;
+  #connection: ConnectionInfo | undefined;
+
+  /** The endpoint routing matched, or undefined (then the pipeline ends in 404/405). */
+  endpoint: RouteEndpoint | undefined;
+  /** @internal Methods the path allows when only the method failed to match (for 405). */
+  allowedMethods: string[] | undefined;
+  /** @internal The value the endpoint returned; written when the pipeline unwinds. */
+  endpointResult: unknown;
+
+  constructor(features: IFeatureCollection) {
+    this.features = features;
+    this.request = new HttpRequest(this);
+    this.response = new HttpResponse(this);
+  }
+
+  /** Per-request storage for middleware. */
+  get items(): Map<unknown, unknown> {
+    this.#items ??= new Map();
+    return this.#items;
+  }
+
+  get connection(): ConnectionInfo {
+    this.#connection ??= new ConnectionInfo(this.features);
+    return this.#connection;
+  }
+
+  /** Fires when the client goes away or the request is aborted. */
+  get signal(): AbortSignal {
+    return need(this.features, IHttpRequestLifetimeFeature).signal;
+  }
+
+  /** Drops the request without a (complete) response. */
+  abort(): void {
+    need(this.features, IHttpRequestLifetimeFeature).abort();
+  }
+
+  get traceIdentifier(): string {
+    return this.features.get(IHttpRequestIdentifierFeature)?.traceIdentifier ?? "";
+  }
+
+  set traceIdentifier(value: string) {
+    const feature = this.features.get(IHttpRequestIdentifierFeature);
+    if (feature) feature.traceIdentifier = value;
+  }
+}
+
+function need<T>(features: IFeatureCollection, key: FeatureKey<T>): T {
+  const feature = features.get(key);
+  if (feature === undefined) {
+    throw new TypeError(`this server does not provide ${key.name}`);
+  }
+  return feature;
+}
+
+/** Looks a feature up again only when the collection changed. */
+class FeatureRef<T> {
+  #revision = -1;
+  #value: T | undefined;
+  constructor(readonly key: FeatureKey<T>) {}
+  get(features: IFeatureCollection): T {
+    if (this.#revision !== features.revision || this.#value === undefined) {
+      this.#value = need(features, this.key);
+      this.#revision = features.revision;
+    }
+    return this.#value;
+  }
+}
+
+export class HttpRequest {
+  readonly #ctx: HttpContext;
+  readonly #ref = new FeatureRef<IHttpRequestFeature>(IHttpRequestFeature);
+  #query: URLSearchParams | undefined;
+  #queryFor: string | undefined;
+
+  /** Values captured by the route template, e.g. `{ id: "42" }` for "/users/{id}". */
+  routeValues: RouteValues = {};
+
+  constructor(ctx: HttpContext) {
+    this.#ctx = ctx;
+  }
+
+  get #feature(): IHttpRequestFeature {
+    return this.#ref.get(this.#ctx.features);
+  }
+
+  get method(): string {
+    return this.#feature.method;
+  }
+  set method(value: string) {
+    this.#feature.method = value;
+  }
+
+  get scheme(): string {
+    return this.#feature.scheme;
+  }
+  set scheme(value: string) {
+    this.#feature.scheme = value;
+  }
+
+  get isHttps(): boolean {
+    return this.scheme === "https";
+  }
+
+  /** The Host header (HTTP/2's :authority), with port when the client sent one. */
+  get host(): string {
+    return this.#feature.headers.get("host") ?? "";
+  }
+  set host(value: string) {
+    this.#feature.headers.set("host", value);
+  }
+
+  get path(): string {
+    return this.#feature.path;
+  }
+  set path(value: string) {
+    this.#feature.path = value;
+  }
+
+  get pathBase(): string {
+    return this.#feature.pathBase;
+  }
+  set pathBase(value: string) {
+    this.#feature.pathBase = value;
+  }
+
+  get queryString(): string {
+    return this.#feature.queryString;
+  }
+  set queryString(value: string) {
+    this.#feature.queryString = value;
+  }
+
+  /** The parsed query string. */
+  get query(): URLSearchParams {
+    const qs = this.#feature.queryString;
+    if (this.#query === undefined || this.#queryFor !== qs) {
+      this.#query = new URLSearchParams(qs);
+      this.#queryFor = qs;
+    }
+    return this.#query;
+  }
+
+  get protocol(): string {
+    return this.#feature.protocol;
+  }
+
+  get rawTarget(): string {
+    return this.#feature.rawTarget;
+  }
+
+  get headers(): HeaderDictionary {
+    return this.#feature.headers;
+  }
+
+  get contentType(): string | undefined {
+    return this.#feature.headers.get("content-type");
+  }
+
+  get contentLength(): number | undefined {
+    const value = this.#feature.headers.get("content-length");
+    return value === undefined ? undefined : Number(value);
+  }
+
+  /** The body as a stream of chunks; it can be read once. */
+  get body(): AsyncIterable<Uint8Array> {
+    return this.#feature.body;
+  }
+  set body(value: AsyncIterable<Uint8Array>) {
+    this.#feature.body = value;
+  }
+
+  /** The whole body as bytes. */
+  bytes(): Promise<Buffer> {
+    return readAll(this.body);
+  }
+
+  /** The whole body decoded as UTF-8. */
+  async text(): Promise<string> {
+    return (await readAll(this.body)).toString("utf8");
+  }
+
+  /** The whole body parsed as JSON; invalid JSON is a 400 (PEREGRINE_INVALID_JSON). */
+  async json<T = unknown>(): Promise<T> {
+    return parseJson<T>(await this.text());
+  }
+}
+
+export class HttpResponse {
+  readonly #ctx: HttpContext;
+  readonly #ref = new FeatureRef<IHttpResponseFeature>(IHttpResponseFeature);
+  readonly #bodyRef = new FeatureRef<IHttpResponseBodyFeature>(IHttpResponseBodyFeature);
+
+  constructor(ctx: HttpContext) {
+    this.#ctx = ctx;
+  }
+
+  get #feature(): IHttpResponseFeature {
+    return this.#ref.get(this.#ctx.features);
+  }
+
+  get #body(): IHttpResponseBodyFeature {
+    return this.#bodyRef.get(this.#ctx.features);
+  }
+
+  get statusCode(): number {
+    return this.#feature.statusCode;
+  }
+  set statusCode(value: number) {
+    this.#feature.statusCode = value;
+  }
+
+  get reasonPhrase(): string | undefined {
+    return this.#feature.reasonPhrase;
+  }
+  set reasonPhrase(value: string | undefined) {
+    this.#feature.reasonPhrase = value;
+  }
+
+  get headers(): HeaderDictionary {
+    return this.#feature.headers;
+  }
+
+  get contentType(): string | undefined {
+    return this.#feature.headers.get("content-type");
+  }
+  set contentType(value: string | undefined) {
+    if (value === undefined) this.#feature.headers.delete("content-type");
+    else this.#feature.headers.set("content-type", value);
+  }
+
+  /** True once the headers were sent; they are read-only from then on. */
+  get hasStarted(): boolean {
+    return this.#feature.hasStarted;
+  }
+
+  /** Writes a chunk; resolves when more may be written (backpressure). */
+  write(chunk: BodyChunk): Promise<void> {
+    return this.#body.write(chunk);
+  }
+
+  /** Ends the response, with an optional last chunk. */
+  end(chunk?: BodyChunk): Promise<void> {
+    return this.#body.complete(chunk);
+  }
+
+  /** Sends the headers now, without a body chunk. */
+  start(): Promise<void> {
+    return this.#body.start();
+  }
+
+  onStarting(callback: () => void | Promise<void>): void {
+    this.#feature.onStarting(callback);
+  }
+
+  onCompleted(callback: () => void | Promise<void>): void {
+    this.#feature.onCompleted(callback);
+  }
+
+  /** Sends a redirect: 302, or 301 when permanent. */
+  redirect(location: string, permanent = false): void {
+    this.statusCode = permanent ? 301 : 302;
+    this.#feature.headers.set("location", location);
+  }
+}
+
+/** The connection a request arrived on. */
+export class ConnectionInfo {
+  readonly #features: IFeatureCollection;
+  constructor(features: IFeatureCollection) {
+    this.#features = features;
+  }
+  get #feature() {
+    return need(this.#features, IHttpConnectionFeature);
+  }
+  get id(): string {
+    return this.#feature.connectionId;
+  }
+  get remoteAddress(): string {
+    return this.#feature.remoteAddress;
+  }
+  set remoteAddress(value: string) {
+    this.#feature.remoteAddress = value;
+  }
+  get remotePort(): number {
+    return this.#feature.remotePort;
+  }
+  set remotePort(value: number) {
+    this.#feature.remotePort = value;
+  }
+  get localAddress(): string {
+    return this.#feature.localAddress;
+  }
+  get localPort(): number {
+    return this.#feature.localPort;
+  }
+}

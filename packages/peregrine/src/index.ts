@@ -1,0 +1,15 @@
+export { BadHttpRequestError, type ErrorCode, ErrorCodes, PeregrineError } from "./errors.js";
+export * from "./features/index.js";
+export { ApplicationBuilder, type Middleware, type RequestDelegate } from "./hosting/application-builder.js";
+export { HostingApplication } from "./hosting/hosting-application.js";
+export { type HttpResult, writeResult } from "./hosting/results.js";
+export { WebApplication, type WebApplicationOptions } from "./hosting/web-application.js";
+export { ConnectionInfo, HttpContext, HttpRequest, HttpResponse, type RouteValues } from "./http/context.js";
+export { type HeaderValue, HeaderDictionary } from "./http/headers.js";
+export { REASON_PHRASES } from "./http/status.js";
+export { createConsoleLogger, type Logger, type LogLevel, silentLogger } from "./logging.js";
+export { NativeServer, type NativeServerOptions } from "./native/native-server.js";
+export { type RouteTemplate, parseRouteTemplate, matchRouteTemplate } from "./routing/route-template.js";
+export type { EndpointHandler, RouteEndpoint } from "./routing/router.js";
+export { DEFAULT_LIMITS, type ServerLimits } from "./server/limits.js";
+export type { IHttpApplication, IServer } from "./server/server.js";

@@ -1,0 +1,60 @@
+import { createRequire } from "node:module";
+import { ErrorCodes, PeregrineError } from "../errors.js";
+
+/** Options the native core takes; the TS layer validates and fills defaults first. */
+export interface NativeServerOptions {
+  urls: string[];
+  protocols?: string[];
+  /** Bytes; negative for unlimited. */
+  maxRequestBodySize: number;
+  maxRequestBufferSize: number;
+  maxResponseBufferSize: number;
+  addServerHeader: boolean;
+}
+
+/** The addon's NativeServer class (crates/peregrine-node/src/server.rs). */
+export interface NativeServerHandle {
+  listen(): string[];
+  drain(): Buffer[] | null;
+  respond(id: number, status: number, headers: string, body: string | Uint8Array | null | undefined): void;
+  startResponse(id: number, status: number, headers: string): void;
+  /** 0: go on; 1: buffer full, wait for write-ready; 2: closed. */
+  write(id: number, chunk: string | Uint8Array): number;
+  finish(id: number, trailers: string): void;
+  abort(id: number): void;
+  readBody(id: number): void;
+  setMaxRequestBodySize(id: number, limit: number): void;
+  stop(timeoutMs: number): void;
+  close(): void;
+  readonly inFlight: number;
+}
+
+export interface NativeBinding {
+  NativeServer: new (options: NativeServerOptions, onWake: () => void) => NativeServerHandle;
+}
+
+let cached: NativeBinding | undefined;
+let loadError: unknown;
+
+/**
+ * Loads the addon on first use, so that importing peregrine never fails on a platform
+ * without a prebuilt binary.
+ */
+export function loadNativeBinding(): NativeBinding {
+  if (cached !== undefined) return cached;
+  if (loadError === undefined) {
+    try {
+      cached = createRequire(import.meta.url)("@peregrine/native") as NativeBinding;
+      return cached;
+    } catch (error) {
+      loadError = error;
+    }
+  }
+  throw new PeregrineError(
+    ErrorCodes.NATIVE_UNAVAILABLE,
+    `the native addon @peregrine/native could not be loaded on ${process.platform}-${process.arch}: ${
+      (loadError as Error)?.message ?? String(loadError)
+    }`,
+    { cause: loadError },
+  );
+}

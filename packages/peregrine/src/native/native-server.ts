@@ -1,0 +1,185 @@
+import { fromNativeError } from "../errors.js";
+import { FeatureCollection, type IFeatureCollection, IServerAddressesFeature } from "../features/index.js";
+import { createConsoleLogger, type Logger } from "../logging.js";
+import { resolveLimits, type ServerLimits } from "../server/limits.js";
+import type { IHttpApplication, IServer } from "../server/server.js";
+import { loadNativeBinding, type NativeServerHandle } from "./binding.js";
+import { type ExchangeOwner, NativeExchange } from "./exchange.js";
+import { type RequestRecord, readTape, type TapeSink } from "./tape.js";
+
+export interface NativeServerOptions {
+  /** Request and response limits; see docs/limits.md. */
+  limits?: Partial<ServerLimits>;
+  /** Milliseconds in-flight requests get to finish on stop(). Default 30000. */
+  shutdownTimeout?: number;
+  /** Adds `Server: Peregrine` to responses. Default true. */
+  addServerHeader?: boolean;
+  logger?: Logger;
+}
+
+/**
+ * The default server: a Rust core (hyper on tokio) owns the sockets and the HTTP
+ * framing and hands requests over in batches. See ARCHITECTURE.md for the request flow.
+ */
+export class NativeServer implements IServer, TapeSink, ExchangeOwner {
+  readonly features: IFeatureCollection = new FeatureCollection();
+  readonly logger: Logger;
+  readonly #addresses: string[] = [];
+  readonly #limits: ServerLimits;
+  readonly #shutdownTimeout: number;
+  readonly #addServerHeader: boolean;
+  readonly #exchanges = new Map<number, NativeExchange>();
+  #handle: NativeServerHandle | undefined;
+  #application: IHttpApplication<unknown> | undefined;
+  #stopped: { promise: Promise<void>; resolve: () => void } | undefined;
+
+  constructor(options: NativeServerOptions = {}) {
+    this.#limits = resolveLimits(options.limits);
+    this.#shutdownTimeout = options.shutdownTimeout ?? 30_000;
+    this.#addServerHeader = options.addServerHeader ?? true;
+    this.logger = options.logger ?? createConsoleLogger();
+    this.features.set(IServerAddressesFeature, { addresses: this.#addresses });
+  }
+
+  get handle(): NativeServerHandle {
+    if (this.#handle === undefined) throw new Error("the native server has not started");
+    return this.#handle;
+  }
+
+  /** Requests currently in flight. */
+  get inFlight(): number {
+    return this.#exchanges.size;
+  }
+
+  async start<TContext>(application: IHttpApplication<TContext>): Promise<void> {
+    if (this.#handle !== undefined) throw new Error("the native server was already started");
+    const binding = loadNativeBinding();
+    const urls = [...this.#addresses];
+    const handle = new binding.NativeServer(
+      {
+        urls,
+        maxRequestBodySize: this.#limits.maxRequestBodySize ?? -1,
+        maxRequestBufferSize: this.#limits.maxRequestBufferSize,
+        maxResponseBufferSize: this.#limits.maxResponseBufferSize,
+        addServerHeader: this.#addServerHeader,
+      },
+      () => this.#onWake(),
+    );
+    let bound: string[];
+    try {
+      bound = handle.listen();
+    } catch (error) {
+      throw fromNativeError(error);
+    }
+    this.#handle = handle;
+    this.#application = application as IHttpApplication<unknown>;
+    this.#addresses.splice(0, this.#addresses.length, ...bound);
+  }
+
+  stop(signal?: AbortSignal): Promise<void> {
+    const handle = this.#handle;
+    if (handle === undefined) return Promise.resolve();
+    if (this.#stopped === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.#stopped = { promise, resolve };
+      const timeout = signal?.aborted ? 0 : this.#shutdownTimeout;
+      handle.stop(timeout);
+      signal?.addEventListener("abort", () => handle.stop(0), { once: true });
+    }
+    return this.#stopped.promise;
+  }
+
+  #onWake(): void {
+    // Runs from the threadsafe function: an exception here would be uncaught.
+    try {
+      const batch = this.#handle?.drain();
+      if (batch) readTape(batch, this);
+    } catch (error) {
+      this.logger.error({ err: error }, "The native server failed to process a batch");
+    }
+  }
+
+  release(id: number): void {
+    this.#exchanges.delete(id);
+  }
+
+  // ---- TapeSink ----
+
+  request(id: number, record: RequestRecord): void {
+    const application = this.#application as IHttpApplication<unknown>;
+    const exchange = new NativeExchange(this, id, record, this.#limits.maxRequestBodySize);
+    this.#exchanges.set(id, exchange);
+    let context: unknown;
+    let pending: Promise<void> | undefined;
+    try {
+      context = application.createContext(exchange);
+      pending = application.processRequest(context);
+    } catch (error) {
+      this.#end(exchange, context, error);
+      return;
+    }
+    if (pending === undefined) this.#end(exchange, context, undefined);
+    else pending.then(
+      () => this.#end(exchange, context, undefined),
+      (error: unknown) => this.#end(exchange, context, error),
+    );
+  }
+
+  /** After the app is done: complete what it left open, then dispose its context. */
+  #end(exchange: NativeExchange, context: unknown, error: unknown): void {
+    if (error !== undefined) {
+      this.logger.error({ err: error, traceIdentifier: exchange.traceIdentifier }, "The application failed a request");
+    }
+    if (!exchange.isCompleted) {
+      if (error !== undefined && exchange.hasStarted) exchange.abort();
+      else {
+        try {
+          exchange.complete().then(undefined, () => exchange.abort());
+        } catch {
+          exchange.abort();
+        }
+      }
+    }
+    if (context !== undefined) {
+      try {
+        this.#application?.disposeContext(context, error);
+      } catch (disposeError) {
+        this.logger.error({ err: disposeError }, "disposeContext failed");
+      }
+    }
+  }
+
+  data(id: number, chunk: Buffer): void {
+    this.#exchanges.get(id)?.requestBody.onData(chunk);
+  }
+
+  trailers(_id: number, _headers: [string, string][]): void {
+    // Request trailers reach the app through the trailers feature (HTTP/2 issue).
+  }
+
+  end(id: number): void {
+    this.#exchanges.get(id)?.requestBody.onEnd();
+  }
+
+  bodyError(id: number, code: string, message: string): void {
+    this.#exchanges.get(id)?.requestBody.onError(code, message);
+  }
+
+  writeReady(id: number): void {
+    this.#exchanges.get(id)?.onWriteReady();
+  }
+
+  aborted(id: number): void {
+    this.#exchanges.get(id)?.onAborted();
+  }
+
+  stopped(): void {
+    for (const exchange of this.#exchanges.values()) exchange.onAborted();
+    this.#exchanges.clear();
+    this.#handle?.close();
+    this.#stopped?.resolve();
+  }
+}

@@ -1,0 +1,186 @@
+import { BadHttpRequestError, ErrorCodes, PeregrineError } from "../errors.js";
+import type { IHttpRequestFeature } from "../features/index.js";
+import { HeaderDictionary } from "../http/headers.js";
+import type { RequestRecord } from "./tape.js";
+
+/** What the request body needs from its exchange. */
+export interface BodySource {
+  readBody(): void;
+}
+
+/** Percent-decodes a path, leaving %2F encoded so that segments keep their meaning. */
+export function decodePath(raw: string): string {
+  if (!raw.includes("%")) return raw;
+  try {
+    return raw
+      .split(/%2f/i)
+      .map((part) => decodeURIComponent(part))
+      .join("%2F");
+  } catch {
+    // Malformed escapes stay as sent; routing then simply does not match them.
+    return raw;
+  }
+}
+
+/** Request headers decoded from the tape the first time anything reads them. */
+class NativeRequestHeaders extends HeaderDictionary {
+  readonly #record: RequestRecord;
+  constructor(record: RequestRecord) {
+    super();
+    this.#record = record;
+  }
+  protected override load(): Map<string, string | string[]> {
+    const map = new Map<string, string | string[]>();
+    for (const [name, value] of this.#record.headers()) {
+      const existing = map.get(name);
+      if (existing === undefined) map.set(name, value);
+      else if (typeof existing === "string") map.set(name, [existing, value]);
+      else existing.push(value);
+    }
+    // HTTP/2 carries the host in :authority; surface it as Host, as HTTP/1.1 does.
+    if (!map.has("host")) {
+      const authority = this.#record.authority;
+      if (authority !== "") map.set("host", authority);
+    }
+    return map;
+  }
+}
+
+/**
+ * The request body as an async iterable. Chunks are pulled from the core one at a time
+ * with one chunk of read-ahead, so a slow reader holds at most two chunks in memory.
+ */
+export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterator<Uint8Array> {
+  readonly #source: BodySource;
+  #queue: Buffer[] = [];
+  #ended: boolean;
+  #error: Error | undefined;
+  #reading = false;
+  #iterating = false;
+  #waiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: unknown) => void } | undefined;
+
+  constructor(source: BodySource, empty: boolean) {
+    this.#source = source;
+    this.#ended = empty;
+  }
+
+  /** True once the app started reading (the body size limit is then fixed). */
+  get started(): boolean {
+    return this.#iterating;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    if (this.#iterating) {
+      throw new PeregrineError(ErrorCodes.BODY_CONSUMED, "the request body can be read only once");
+    }
+    this.#iterating = true;
+    return this;
+  }
+
+  next(): Promise<IteratorResult<Uint8Array>> {
+    const chunk = this.#queue.shift();
+    if (chunk !== undefined) {
+      this.#pull();
+      return Promise.resolve({ value: chunk, done: false });
+    }
+    if (this.#error !== undefined) return Promise.reject(this.#error);
+    if (this.#ended) return Promise.resolve({ value: undefined, done: true });
+    this.#pull();
+    return new Promise((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+    });
+  }
+
+  return(): Promise<IteratorResult<Uint8Array>> {
+    // The app stopped reading; the rest is discarded when the exchange ends.
+    this.#ended = true;
+    this.#queue = [];
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  #pull(): void {
+    if (this.#reading || this.#ended || this.#error !== undefined) return;
+    this.#reading = true;
+    try {
+      this.#source.readBody();
+    } catch (error) {
+      this.#reading = false;
+      this.fail(new PeregrineError(ErrorCodes.REQUEST_ABORTED, "the request ended before its body was read", { cause: error }));
+    }
+  }
+
+  onData(chunk: Buffer): void {
+    this.#reading = false;
+    const waiter = this.#waiter;
+    if (waiter !== undefined) {
+      this.#waiter = undefined;
+      waiter.resolve({ value: chunk, done: false });
+      this.#pull();
+    } else if (!this.#ended) {
+      this.#queue.push(chunk);
+    }
+  }
+
+  onEnd(): void {
+    this.#reading = false;
+    this.#ended = true;
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    waiter?.resolve({ value: undefined, done: true });
+  }
+
+  onError(code: string, message: string): void {
+    const status = code === ErrorCodes.MAX_REQUEST_BODY_SIZE ? 413 : 400;
+    this.fail(new BadHttpRequestError(code, status, message));
+  }
+
+  /** Ends reading with an error (body error, abort); a finished body is left alone. */
+  fail(error: Error): void {
+    this.#reading = false;
+    if (this.#ended && this.#queue.length === 0 && this.#waiter === undefined) return;
+    this.#error = error;
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    waiter?.reject(error);
+  }
+}
+
+/** IHttpRequestFeature over a tape record. */
+export class NativeRequestFeature implements IHttpRequestFeature {
+  protocol: string;
+  scheme: string;
+  method: string;
+  pathBase = "";
+  path: string;
+  queryString: string;
+  rawTarget: string;
+  #headers: HeaderDictionary | undefined;
+  readonly #record: RequestRecord;
+  body: AsyncIterable<Uint8Array>;
+
+  constructor(record: RequestRecord, body: NativeRequestBody) {
+    this.#record = record;
+    this.protocol = record.protocol;
+    this.scheme = record.https ? "https" : "http";
+    this.method = record.method;
+    const target = record.target;
+    this.rawTarget = target;
+    const q = target.indexOf("?");
+    if (q < 0) {
+      this.path = decodePath(target);
+      this.queryString = "";
+    } else {
+      this.path = decodePath(target.slice(0, q));
+      this.queryString = target.slice(q);
+    }
+    this.body = body;
+  }
+
+  get headers(): HeaderDictionary {
+    this.#headers ??= new NativeRequestHeaders(this.#record);
+    return this.#headers;
+  }
+  set headers(value: HeaderDictionary) {
+    this.#headers = value;
+  }
+}

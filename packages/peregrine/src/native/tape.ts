@@ -1,0 +1,189 @@
+/**
+ * Reads the tape the native core hands over per batch: a Buffer of binary event
+ * records. The format is defined in crates/peregrine-node/src/tape.rs; keep the two in
+ * step. Request records are decoded lazily: only the method and target are read up
+ * front, headers and addresses when the app asks for them.
+ */
+
+export const Kind = {
+  Request: 1,
+  Data: 2,
+  Trailers: 3,
+  End: 4,
+  BodyError: 5,
+  WriteReady: 6,
+  Aborted: 7,
+  Stopped: 8,
+} as const;
+
+const FLAG_BODY_EMPTY = 1;
+const FLAG_HTTPS = 2;
+
+export interface TapeSink {
+  request(id: number, record: RequestRecord): void;
+  data(id: number, chunk: Buffer): void;
+  trailers(id: number, headers: [string, string][]): void;
+  end(id: number): void;
+  bodyError(id: number, code: string, message: string): void;
+  writeReady(id: number): void;
+  aborted(id: number): void;
+  stopped(): void;
+}
+
+function method(tape: Buffer, at: number, length: number): string {
+  // The common methods come from constants rather than new strings.
+  const c = tape[at];
+  if (length === 3 && c === 71 && tape[at + 1] === 69 && tape[at + 2] === 84) return "GET";
+  if (length === 4 && c === 80 && tape[at + 1] === 79 && tape[at + 2] === 83 && tape[at + 3] === 84) return "POST";
+  if (length === 4 && c === 72 && tape[at + 1] === 69 && tape[at + 2] === 65 && tape[at + 3] === 68) return "HEAD";
+  return tape.toString("latin1", at, at + length);
+}
+
+export function readAddress(tape: Buffer, at: number): { address: string; port: number } {
+  const family = tape[at];
+  const port = tape.readUInt16LE(at + 17);
+  if (family === 4) {
+    return { address: `${tape[at + 1]}.${tape[at + 2]}.${tape[at + 3]}.${tape[at + 4]}`, port };
+  }
+  const groups: string[] = [];
+  for (let i = 0; i < 8; i++) groups.push(tape.readUInt16BE(at + 1 + i * 2).toString(16));
+  return { address: compressIpv6(groups), port };
+}
+
+function compressIpv6(groups: string[]): string {
+  // Replace the longest run of zero groups with "::" (RFC 5952).
+  let bestStart = -1;
+  let bestLength = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== "0") {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === "0") j++;
+    if (j - i > bestLength && j - i > 1) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  if (bestStart < 0) return groups.join(":");
+  return `${groups.slice(0, bestStart).join(":")}::${groups.slice(bestStart + bestLength).join(":")}`;
+}
+
+export function readHeaders(tape: Buffer, at: number): { headers: [string, string][]; end: number } {
+  const count = tape.readUInt16LE(at);
+  let p = at + 2;
+  const headers: [string, string][] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const nameLength = tape.readUInt16LE(p);
+    const name = tape.toString("latin1", p + 2, p + 2 + nameLength);
+    p += 2 + nameLength;
+    const valueLength = tape.readUInt32LE(p);
+    const value = tape.toString("latin1", p + 4, p + 4 + valueLength);
+    p += 4 + valueLength;
+    headers[i] = [name, value];
+  }
+  return { headers, end: p };
+}
+
+/** One request's head, as a view over the tape. */
+export class RequestRecord {
+  readonly tape: Buffer;
+  readonly version: number;
+  readonly bodyEmpty: boolean;
+  readonly https: boolean;
+  readonly connectionId: number;
+  /** -1 when the request declared none. */
+  readonly contentLength: number;
+  readonly method: string;
+  readonly target: string;
+  /** Offsets of lazily decoded parts. */
+  readonly addressesAt: number;
+  readonly authorityAt: number;
+
+  constructor(tape: Buffer, at: number) {
+    this.tape = tape;
+    this.version = tape[at] as number;
+    const flags = tape[at + 1] as number;
+    this.bodyEmpty = (flags & FLAG_BODY_EMPTY) !== 0;
+    this.https = (flags & FLAG_HTTPS) !== 0;
+    this.connectionId = tape.readDoubleLE(at + 2);
+    this.contentLength = tape.readDoubleLE(at + 10);
+    this.addressesAt = at + 18;
+    let p = at + 18 + 38;
+    const methodLength = tape.readUInt16LE(p);
+    this.method = method(tape, p + 2, methodLength);
+    p += 2 + methodLength;
+    const targetLength = tape.readUInt32LE(p);
+    this.target = tape.toString("latin1", p + 4, p + 4 + targetLength);
+    this.authorityAt = p + 4 + targetLength;
+  }
+
+  get protocol(): string {
+    return this.version === 20 ? "HTTP/2" : this.version === 10 ? "HTTP/1.0" : "HTTP/1.1";
+  }
+
+  get authority(): string {
+    const length = this.tape.readUInt16LE(this.authorityAt);
+    return this.tape.toString("latin1", this.authorityAt + 2, this.authorityAt + 2 + length);
+  }
+
+  headers(): [string, string][] {
+    const length = this.tape.readUInt16LE(this.authorityAt);
+    return readHeaders(this.tape, this.authorityAt + 2 + length).headers;
+  }
+
+  remote(): { address: string; port: number } {
+    return readAddress(this.tape, this.addressesAt);
+  }
+
+  local(): { address: string; port: number } {
+    return readAddress(this.tape, this.addressesAt + 19);
+  }
+}
+
+/** Dispatches every record of one batch to `sink`, in order. */
+export function readTape(batch: Buffer[], sink: TapeSink): void {
+  const tape = batch[0] as Buffer;
+  const end = tape.length;
+  let at = 0;
+  while (at < end) {
+    const kind = tape[at];
+    const id = tape.readUInt32LE(at + 1);
+    const length = tape.readUInt32LE(at + 5);
+    const body = at + 9;
+    switch (kind) {
+      case Kind.Request:
+        sink.request(id, new RequestRecord(tape, body));
+        break;
+      case Kind.Data:
+        sink.data(id, batch[1 + tape.readUInt32LE(body)] as Buffer);
+        break;
+      case Kind.Trailers:
+        sink.trailers(id, readHeaders(tape, body).headers);
+        break;
+      case Kind.End:
+        sink.end(id);
+        break;
+      case Kind.BodyError: {
+        const codeLength = tape.readUInt16LE(body);
+        const code = tape.toString("latin1", body + 2, body + 2 + codeLength);
+        const messageAt = body + 2 + codeLength;
+        const messageLength = tape.readUInt16LE(messageAt);
+        sink.bodyError(id, code, tape.toString("utf8", messageAt + 2, messageAt + 2 + messageLength));
+        break;
+      }
+      case Kind.WriteReady:
+        sink.writeReady(id);
+        break;
+      case Kind.Aborted:
+        sink.aborted(id);
+        break;
+      case Kind.Stopped:
+        sink.stopped();
+        break;
+    }
+    at = body + length;
+  }
+}
