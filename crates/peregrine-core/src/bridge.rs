@@ -105,7 +105,7 @@ impl Bridge {
     /// (maxResponseBufferSize).
     pub fn new(waker: impl Wake, runtime: Handle, response_buffer_size: usize) -> Arc<Bridge> {
         Arc::new_cyclic(|me| Bridge {
-            events: Mutex::new(Vec::with_capacity(64)),
+            events: Mutex::new(Vec::new()),
             wake_pending: AtomicBool::new(false),
             waker: Box::new(waker),
             exchanges: Mutex::new(HashMap::new()),
@@ -128,9 +128,11 @@ impl Bridge {
         // Clear the flag first: an event pushed after this point wakes the host again
         // rather than being left in the queue unnoticed.
         self.wake_pending.store(false, Ordering::Release);
-        let mut events = lock(&self.events);
-        let capacity = events.capacity().clamp(16, 1024);
-        std::mem::replace(&mut *events, Vec::with_capacity(capacity))
+        // Taking the queue leaves an empty Vec that grows only as far as the next batch.
+        // Pre-sizing it from the last batch made every wake-up allocate for the largest
+        // batch seen, which under backpressure (one wake per write-ready) fragmented the
+        // heap by hundreds of megabytes.
+        std::mem::take(&mut *lock(&self.events))
     }
 
     /// The number of exchanges in flight.
@@ -327,7 +329,14 @@ impl Bridge {
             };
             need_credit = true;
             let event = match chunk {
-                Some(Ok(BodyChunk::Data(data))) => Event::Data { id, data },
+                // hyper's chunks are slices of its read buffer, and one slice keeps the
+                // whole buffer alive. A host with a garbage collector holds chunks until
+                // it collects, and it only counts the slice's size. So each chunk gets
+                // its own exact-size copy, made here on the I/O thread.
+                Some(Ok(BodyChunk::Data(data))) => Event::Data {
+                    id,
+                    data: Bytes::copy_from_slice(&data),
+                },
                 Some(Ok(BodyChunk::Trailers(trailers))) => {
                     // Trailers come unasked; the end follows without another request.
                     need_credit = false;
@@ -338,7 +347,14 @@ impl Bridge {
                     return;
                 }
                 Some(Err(error)) => {
+                    let broken = error.code != ErrorCode::BodyTooLarge;
                     self.push(Event::BodyError { id, error });
+                    if broken {
+                        // The body broke off: the client is gone or its framing is bad.
+                        // Either way the exchange cannot finish, so end it as aborted.
+                        self.abort(id);
+                        self.push(Event::Aborted { id });
+                    }
                     return;
                 }
             };

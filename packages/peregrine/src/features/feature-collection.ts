@@ -30,7 +30,7 @@ export class FeatureCollection implements IFeatureCollection {
 
   get<T>(key: FeatureKey<T>): T | undefined {
     const features = this.#features;
-    if (features !== undefined && features.has(key)) return features.get(key) as T | undefined;
+    if (features?.has(key)) return features.get(key) as T | undefined;
     const resolved = this.resolve(key);
     if (resolved !== undefined) return resolved;
     return this.defaults?.get(key);

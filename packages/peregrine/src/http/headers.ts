@@ -2,6 +2,7 @@ import { ErrorCodes, PeregrineError } from "../errors.js";
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // CR, LF and NUL would let a value inject headers; other controls are refused too.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
 const INVALID_VALUE = /[\0-\x08\x0a-\x1f\x7f]/;
 
 export type HeaderValue = string | readonly string[];

@@ -55,18 +55,19 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
     if (this.#handle !== undefined) throw new Error("the native server was already started");
     const binding = loadNativeBinding();
     const urls = [...this.#addresses];
-    const handle = new binding.NativeServer(
-      {
-        urls,
-        maxRequestBodySize: this.#limits.maxRequestBodySize ?? -1,
-        maxRequestBufferSize: this.#limits.maxRequestBufferSize,
-        maxResponseBufferSize: this.#limits.maxResponseBufferSize,
-        addServerHeader: this.#addServerHeader,
-      },
-      () => this.#onWake(),
-    );
+    let handle: NativeServerHandle;
     let bound: string[];
     try {
+      handle = new binding.NativeServer(
+        {
+          urls,
+          maxRequestBodySize: this.#limits.maxRequestBodySize ?? -1,
+          maxRequestBufferSize: this.#limits.maxRequestBufferSize,
+          maxResponseBufferSize: this.#limits.maxResponseBufferSize,
+          addServerHeader: this.#addServerHeader,
+        },
+        () => this.#onWake(),
+      );
       bound = handle.listen();
     } catch (error) {
       throw fromNativeError(error);

@@ -1,0 +1,161 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { WebApplication } from "peregrine";
+import { RawClient, startApp } from "./support/server.js";
+
+const apps: WebApplication[] = [];
+const clients: RawClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await Promise.all(apps.splice(0).map((a) => a.stop()));
+});
+
+async function serve(configure: (app: WebApplication) => void) {
+  const started = await startApp(configure);
+  apps.push(started.app);
+  return started;
+}
+
+async function connect(port: number): Promise<RawClient> {
+  const client = await RawClient.connect(port);
+  clients.push(client);
+  return client;
+}
+
+function responses(received: Buffer): number {
+  return RawClient.countResponses(received);
+}
+
+describe("HTTP/1.1 connections", () => {
+  it("reuses a keep-alive connection for sequential requests", async () => {
+    const { port } = await serve((app) => app.mapGet("/conn", (ctx) => ctx.connection.id));
+    const client = await connect(port);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      client.write("GET /conn HTTP/1.1\r\nHost: x\r\n\r\n");
+      const text = (await client.waitFor((r) => /\r\n\r\n[0-9A-Z]{8}$/.test(r.toString()))).toString();
+      ids.push(text.slice(-8));
+      client.take();
+    }
+    expect(client.closed).toBe(false);
+    expect(new Set(ids).size).toBe(1);
+  });
+
+  it("answers 16 pipelined requests in order", async () => {
+    const { port } = await serve((app) => {
+      app.mapGet("/n/{n}", async (ctx) => {
+        const n = Number(ctx.request.routeValues.n);
+        // Later requests finish first: the order must come from the connection, not timing.
+        await new Promise((r) => setTimeout(r, (16 - n) * 2));
+        return `r${n}`;
+      });
+    });
+    const client = await connect(port);
+    let batch = "";
+    for (let i = 0; i < 16; i++) batch += `GET /n/${i} HTTP/1.1\r\nHost: x\r\n\r\n`;
+    client.write(batch);
+    const received = await client.waitFor((r) => responses(r) === 16 && r.toString().endsWith("r15"));
+    const bodies = received.toString().match(/r\d+(?=HTTP|$)/g);
+    expect(bodies).toEqual(Array.from({ length: 16 }, (_, i) => `r${i}`));
+  });
+
+  it("answers a throwing handler with 500 and keeps the connection usable", async () => {
+    const { port } = await serve((app) => {
+      app.mapGet("/throw", () => {
+        throw new Error("boom");
+      });
+      app.mapGet("/async-throw", async () => {
+        await new Promise((r) => setTimeout(r, 1));
+        throw new Error("async boom");
+      });
+      app.mapGet("/ok", () => "fine");
+    });
+    const client = await connect(port);
+    for (const path of ["/throw", "/async-throw"]) {
+      client.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      const text = (await client.waitFor((r) => r.includes("\r\n\r\n"))).toString();
+      expect(text).toMatch(/^HTTP\/1\.1 500 /);
+      expect(text).toMatch(/content-length: 0/i);
+      client.take();
+    }
+    client.write("GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect((await client.waitFor((r) => r.toString().endsWith("fine"))).toString()).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  it("aborts a response that fails after it started", async () => {
+    const { port } = await serve((app) => {
+      app.mapGet("/midway", async (ctx) => {
+        await ctx.response.write("partial");
+        throw new Error("after start");
+      });
+    });
+    const client = await connect(port);
+    client.write("GET /midway HTTP/1.1\r\nHost: x\r\n\r\n");
+    const text = (await client.waitForClose()).toString();
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    // Chunked framing never reaches its terminating zero-length chunk.
+    expect(text).not.toMatch(/\r\n0\r\n\r\n$/);
+  });
+
+  it("fires ctx.signal when the client aborts mid-body", async () => {
+    let aborted!: (reason: unknown) => void;
+    const signalled = new Promise<unknown>((resolve) => {
+      aborted = resolve;
+    });
+    let readError: unknown;
+    const { port } = await serve((app) => {
+      app.mapPost("/upload", async (ctx) => {
+        ctx.signal.addEventListener("abort", () => aborted(ctx.signal.reason));
+        try {
+          for await (const _ of ctx.request.body) {
+            // keep reading until the client goes away
+          }
+        } catch (error) {
+          readError = error;
+        }
+        return "never sent";
+      });
+    });
+    const client = await connect(port);
+    client.write("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+    client.write(Buffer.alloc(1000, 97));
+    await new Promise((r) => setTimeout(r, 100));
+    client.close();
+    const reason = await signalled;
+    expect((reason as { code?: string }).code).toBe("PEREGRINE_REQUEST_ABORTED");
+    await new Promise((r) => setTimeout(r, 50));
+    expect(readError).toBeDefined();
+  });
+
+  it("sends 100 Continue once the handler reads the body", async () => {
+    const { port } = await serve((app) => app.mapPost("/echo", (ctx) => ctx.request.body));
+    const client = await connect(port);
+    client.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    await client.waitFor((r) => r.toString().startsWith("HTTP/1.1 100 Continue\r\n\r\n"));
+    client.write("hello");
+    const text = (await client.waitFor((r) => r.toString().includes("hello"))).toString();
+    expect(text).toMatch(/HTTP\/1\.1 200 OK/);
+  });
+
+  it("streams chunked request bodies and chunked responses", async () => {
+    const { port } = await serve((app) => app.mapPost("/echo", (ctx) => ctx.request.body));
+    const client = await connect(port);
+    client.write("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    const text = (await client.waitFor((r) => r.toString().endsWith("0\r\n\r\n"))).toString();
+    expect(text).toMatch(/transfer-encoding: chunked/i);
+    const body = text.slice(text.indexOf("\r\n\r\n") + 4);
+    const decoded = body
+      .split("\r\n")
+      .filter((_, i) => i % 2 === 1)
+      .join("");
+    expect(decoded).toBe("hello world");
+  });
+
+  it("serves HTTP/1.0 clients and closes after the response", async () => {
+    const { port } = await serve((app) => app.mapGet("/", () => "old"));
+    const client = await connect(port);
+    client.write("GET / HTTP/1.0\r\n\r\n");
+    const text = (await client.waitForClose()).toString();
+    expect(text).toMatch(/^HTTP\/1\.0 200 OK/);
+    expect(text.endsWith("old")).toBe(true);
+  });
+});
