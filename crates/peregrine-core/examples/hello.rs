@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
+use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, StatusCode};
-use peregrine_core::{Abort, Endpoint, Handler, Request, Response, ResponseBody, Server, ServerOptions};
+use peregrine_core::{
+    Abort, Endpoint, Handler, Request, Response, ResponseBody, Server, ServerOptions,
+};
 
 struct Hello;
 
@@ -22,7 +24,10 @@ impl Handler for Hello {
     async fn call(&self, request: Request) -> Result<Response, Abort> {
         let parts = &request.head.parts;
         let (content_type, body) = match (&parts.method, parts.uri.path()) {
-            (&Method::GET, "/") => (TEXT, ResponseBody::full(Bytes::from_static(b"Hello, World!"))),
+            (&Method::GET, "/") => (
+                TEXT,
+                ResponseBody::full(Bytes::from_static(b"Hello, World!")),
+            ),
             (&Method::GET, "/json") => {
                 // Serialized per request, as the JS handler does.
                 let json = format!("{{\"message\":\"{}\"}}", "Hello, World!");

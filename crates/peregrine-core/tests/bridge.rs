@@ -1,0 +1,246 @@
+//! The bridge protocol: events out, answers in, as the napi binding uses it.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use peregrine_core::bridge::Event;
+use peregrine_core::{ErrorCode, ResponseBody, WriteOutcome};
+use support::{bridge, next_event, start, RawClient};
+
+fn ok(body: &'static str) -> peregrine_core::Response {
+    http::Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_requests_and_takes_whole_responses() {
+    let (bridge, notify) = bridge();
+    let (server, port) = start(bridge.clone(), |_| {});
+    let mut client = RawClient::connect(port).await;
+    client
+        .send(b"GET /hi?x=1 HTTP/1.1\r\nHost: example\r\nX-Test: yes\r\n\r\n")
+        .await;
+    let (id, empty) = next_event(&bridge, &notify, |e| match e {
+        Event::Request {
+            id,
+            head,
+            body_empty,
+            ..
+        } => {
+            assert_eq!(head.parts.uri.path_and_query().unwrap().as_str(), "/hi?x=1");
+            assert_eq!(head.parts.headers["x-test"], "yes");
+            assert_eq!(head.connection.remote.ip().to_string(), "127.0.0.1");
+            Some((id, body_empty))
+        }
+        _ => None,
+    })
+    .await;
+    assert!(empty);
+    assert_eq!(bridge.in_flight(), 1);
+    bridge.respond(id, ok("answer")).unwrap();
+    assert_eq!(bridge.in_flight(), 0);
+    assert!(client
+        .read_until(|t| t.ends_with("answer"))
+        .await
+        .starts_with("HTTP/1.1 200"));
+    // The exchange ended with the response; its id is no longer valid.
+    let again = bridge.respond(id, ok("twice")).unwrap_err();
+    assert_eq!(again.code, ErrorCode::UnknownExchange);
+    server.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_requests_cost_few_wakes() {
+    let (bridge, notify) = bridge();
+    let (server, port) = start(bridge.clone(), |_| {});
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        let mut c = RawClient::connect(port).await;
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        clients.push(c);
+    }
+    // Without draining, the queue fills while the host is "busy": one wake so far.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let events = bridge.drain();
+    assert_eq!(events.len(), 20, "every request waits in one batch");
+    notify.notified().await; // exactly one pending wake-up was recorded
+    for event in events {
+        if let Event::Request { id, .. } = event {
+            bridge.respond(id, ok("x")).unwrap();
+        }
+    }
+    for c in &mut clients {
+        c.read_until(|t| t.ends_with("\r\n\r\nx")).await;
+    }
+    server.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulls_the_body_one_chunk_per_request() {
+    let (bridge, notify) = bridge();
+    let (server, port) = start(bridge.clone(), |_| {});
+    let mut client = RawClient::connect(port).await;
+    client
+        .send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        .await;
+    let id = next_event(&bridge, &notify, |e| match e {
+        Event::Request { id, body_empty, .. } => {
+            assert!(!body_empty);
+            Some(id)
+        }
+        _ => None,
+    })
+    .await;
+    bridge.read_body(id).unwrap();
+    let data = next_event(&bridge, &notify, |e| match e {
+        Event::Data { data, .. } => Some(data),
+        _ => None,
+    })
+    .await;
+    assert_eq!(&data[..], b"abc");
+    client.send(b"2\r\nde\r\n0\r\n\r\n").await;
+    // Nothing more is read until the host asks.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(bridge.drain().is_empty());
+    bridge.read_body(id).unwrap();
+    let data = next_event(&bridge, &notify, |e| match e {
+        Event::Data { data, .. } => Some(data),
+        _ => None,
+    })
+    .await;
+    assert_eq!(&data[..], b"de");
+    bridge.read_body(id).unwrap();
+    next_event(&bridge, &notify, |e| {
+        matches!(e, Event::End { .. }).then_some(())
+    })
+    .await;
+    bridge.respond(id, ok("done")).unwrap();
+    client.read_until(|t| t.ends_with("done")).await;
+    server.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforces_the_body_limit_per_request() {
+    let (bridge, notify) = bridge();
+    let (server, port) = start(bridge.clone(), |o| o.limits.max_request_body_size = Some(4));
+    let mut client = RawClient::connect(port).await;
+    client
+        .send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789")
+        .await;
+    let id = next_event(&bridge, &notify, |e| match e {
+        Event::Request { id, .. } => Some(id),
+        _ => None,
+    })
+    .await;
+    bridge.read_body(id).unwrap();
+    let code = next_event(&bridge, &notify, |e| match e {
+        Event::BodyError { error, .. } => Some(error.code),
+        _ => None,
+    })
+    .await;
+    assert_eq!(code, ErrorCode::BodyTooLarge);
+    let mut response = ok("");
+    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    bridge.respond(id, response).unwrap();
+    assert!(client
+        .read_until(|t| t.contains("\r\n\r\n"))
+        .await
+        .starts_with("HTTP/1.1 413"));
+
+    // The per-request limit can be raised before reading starts.
+    let mut client = RawClient::connect(port).await;
+    client
+        .send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789")
+        .await;
+    let id = next_event(&bridge, &notify, |e| match e {
+        Event::Request { id, .. } => Some(id),
+        _ => None,
+    })
+    .await;
+    bridge.set_max_request_body_size(id, Some(100)).unwrap();
+    bridge.read_body(id).unwrap();
+    next_event(&bridge, &notify, |e| {
+        matches!(e, Event::Data { .. }).then_some(())
+    })
+    .await;
+    assert!(
+        bridge.set_max_request_body_size(id, None).is_err(),
+        "read-only once reading started"
+    );
+    bridge.respond(id, ok("ok")).unwrap();
+    server.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_clients_that_leave_before_the_response() {
+    let (bridge, notify) = bridge();
+    let (server, port) = start(bridge.clone(), |_| {});
+    let mut client = RawClient::connect(port).await;
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let id = next_event(&bridge, &notify, |e| match e {
+        Event::Request { id, .. } => Some(id),
+        _ => None,
+    })
+    .await;
+    drop(client);
+    let aborted = next_event(&bridge, &notify, |e| match e {
+        Event::Aborted { id } => Some(id),
+        _ => None,
+    })
+    .await;
+    assert_eq!(aborted, id);
+    assert_eq!(bridge.in_flight(), 0);
+    assert_eq!(
+        bridge.respond(id, ok("late")).unwrap_err().code,
+        ErrorCode::UnknownExchange
+    );
+    server.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_responses_with_backpressure_and_trailers() {
+    let (bridge, notify) = bridge();
+    let (server, port) = start(bridge.clone(), |_| {});
+    let mut client = RawClient::connect(port).await;
+    client
+        .send(b"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n")
+        .await;
+    let id = next_event(&bridge, &notify, |e| match e {
+        Event::Request { id, .. } => Some(id),
+        _ => None,
+    })
+    .await;
+    // HTTP/1.1 sends only the trailer fields the response declared.
+    let mut headers = HeaderMap::new();
+    headers.insert("trailer", "x-checksum".parse().unwrap());
+    bridge.start_response(id, StatusCode::OK, headers).unwrap();
+    // The high-water mark is 16 bytes here.
+    assert_eq!(
+        bridge.write(id, Bytes::from_static(b"0123456789")).unwrap(),
+        WriteOutcome::Ready
+    );
+    assert_eq!(
+        bridge.write(id, Bytes::from_static(b"abcdefghij")).unwrap(),
+        WriteOutcome::Full
+    );
+    // The client reads, the buffer drains, and the host hears it may write again.
+    next_event(&bridge, &notify, |e| {
+        matches!(e, Event::WriteReady { .. }).then_some(())
+    })
+    .await;
+    let mut trailers = HeaderMap::new();
+    trailers.insert("x-checksum", "42".parse().unwrap());
+    bridge.finish(id, Some(trailers)).unwrap();
+    let text = client
+        .read_until(|t| t.ends_with("\r\n\r\n") && t.contains("x-checksum"))
+        .await;
+    assert!(text.contains("transfer-encoding: chunked"), "{text}");
+    assert!(
+        text.contains("0123456789") && text.contains("abcdefghij"),
+        "{text}"
+    );
+    assert!(text.contains("x-checksum: 42"), "{text}");
+    server.stop(Duration::from_secs(1)).await;
+}
