@@ -29,6 +29,38 @@ function spawnServer(name: string, env: Record<string, string> = {}): Promise<{ 
   });
 }
 
+/** POSTs `total` bytes as a chunked body and counts the echoed bytes. */
+function uploadAndEcho(url: string, total: number): Promise<number> {
+  const chunk = Buffer.alloc(256 * 1024, 97);
+  let echoed = 0;
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const req = http.request(
+      { host: target.hostname, port: target.port, path: target.pathname, method: "POST" },
+      (res) => {
+        res.on("data", (d: Buffer) => {
+          echoed += d.length;
+        });
+        res.on("end", () => resolve(echoed));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    let sent = 0;
+    const pump = () => {
+      while (sent < total) {
+        sent += chunk.length;
+        if (!req.write(chunk)) {
+          req.once("drain", pump);
+          return;
+        }
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
 function rssOf(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? "0");
@@ -115,36 +147,12 @@ describe("lifecycle", () => {
       peak = Math.max(peak, rssOf(pid));
     }, 20);
     const total = 200 * 1024 * 1024;
-    const chunk = Buffer.alloc(256 * 1024, 97);
-    let echoed = 0;
     try {
-      await new Promise<void>((resolve, reject) => {
-        const target = new URL(`${url}/echo`);
-        const req = http.request(
-          { host: target.hostname, port: target.port, path: target.pathname, method: "POST" },
-          (res) => {
-            res.on("data", (d: Buffer) => {
-              echoed += d.length;
-            });
-            res.on("end", resolve);
-            res.on("error", reject);
-          },
-        );
-        req.on("error", reject);
-        let sent = 0;
-        const pump = () => {
-          while (sent < total) {
-            sent += chunk.length;
-            if (!req.write(chunk)) {
-              req.once("drain", pump);
-              return;
-            }
-          }
-          req.end();
-        };
-        pump();
-      });
-      expect(echoed).toBe(total);
+      expect(await uploadAndEcho(`${url}/echo`, total)).toBe(total);
+      const afterFirst = peak;
+      // The same again: a bounded server plateaus, a buffering one grows by the body size.
+      expect(await uploadAndEcho(`${url}/echo`, total)).toBe(total);
+      expect(peak - afterFirst).toBeLessThan(48 * 1024 * 1024);
       let downloaded = 0;
       const res = await fetch(`${url}/download/200`);
       for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) downloaded += part.length;
@@ -152,8 +160,9 @@ describe("lifecycle", () => {
     } finally {
       clearInterval(sampler);
     }
-    const growth = peak - baseline;
-    // 200 MB went through each way; the server held a bounded window of it.
-    expect(growth).toBeLessThan(64 * 1024 * 1024);
+    // 600 MB went through. What the server holds is its working window plus the body
+    // chunks V8 has not collected yet: V8 collects external Buffers only once tens of
+    // megabytes of them are garbage, which is what most of this allowance is for.
+    expect(peak - baseline).toBeLessThan(160 * 1024 * 1024);
   });
 });
