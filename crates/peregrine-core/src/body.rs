@@ -103,7 +103,10 @@ impl RequestBody {
         match self.frame().await? {
             Ok(frame) => match frame.into_data() {
                 Ok(data) => Some(Ok(BodyChunk::Data(data))),
-                Err(frame) => frame.into_trailers().ok().map(|t| Ok(BodyChunk::Trailers(t))),
+                Err(frame) => frame
+                    .into_trailers()
+                    .ok()
+                    .map(|t| Ok(BodyChunk::Trailers(t))),
             },
             Err(e) => Some(Err(e)),
         }
@@ -182,6 +185,8 @@ type SignalFn = Box<dyn Fn(ChannelSignal) + Send + Sync>;
 enum End {
     Finished(Option<HeaderMap>),
     Aborted,
+    /// Reset the HTTP/2 stream with this error code.
+    Reset(u32),
 }
 
 struct ChannelState {
@@ -285,6 +290,12 @@ impl BodyWriter {
     /// connection (HTTP/1.1), so the client never mistakes a partial body for a whole one.
     pub fn abort(self) {
         self.close(End::Aborted);
+    }
+
+    /// Ends the body by resetting the HTTP/2 stream with `code` (RST_STREAM); on
+    /// HTTP/1.1 it is the same as [`BodyWriter::abort`].
+    pub fn reset(self, code: u32) {
+        self.close(End::Reset(code));
     }
 
     fn close(&self, end: End) {
@@ -399,6 +410,11 @@ impl Body for ResponseBody {
                         s.end = Some(End::Aborted);
                         Poll::Ready(Some(Err(Box::new(BodyAborted))))
                     }
+                    Some(End::Reset(code)) => {
+                        s.end = Some(End::Aborted);
+                        // hyper resets the stream with the code of an h2 error.
+                        Poll::Ready(Some(Err(Box::new(h2::Error::from(h2::Reason::from(code))))))
+                    }
                     None => {
                         s.reader_waker = Some(cx.waker().clone());
                         Poll::Pending
@@ -469,11 +485,21 @@ mod tests {
     async fn channel_reports_backpressure_and_drain() {
         let (drained, _gone, signal) = counting();
         let (writer, mut body) = BodyWriter::channel(10, signal);
-        assert_eq!(writer.write(Bytes::from_static(b"hello")), WriteOutcome::Ready);
-        assert_eq!(writer.write(Bytes::from_static(b"world!")), WriteOutcome::Full);
+        assert_eq!(
+            writer.write(Bytes::from_static(b"hello")),
+            WriteOutcome::Ready
+        );
+        assert_eq!(
+            writer.write(Bytes::from_static(b"world!")),
+            WriteOutcome::Full
+        );
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(&first[..], b"hello");
-        assert_eq!(drained.load(Ordering::SeqCst), 0, "6 bytes left is above half of 10");
+        assert_eq!(
+            drained.load(Ordering::SeqCst),
+            0,
+            "6 bytes left is above half of 10"
+        );
         body.frame().await.unwrap().unwrap();
         assert_eq!(drained.load(Ordering::SeqCst), 1);
         writer.finish(None);
@@ -504,7 +530,10 @@ mod tests {
         body.set_limit(Some(5)).unwrap();
         let err = body.next_chunk().await.unwrap().unwrap_err();
         assert_eq!(err.code, ErrorCode::BodyTooLarge);
-        assert!(body.set_limit(None).is_err(), "read-only once reading started");
+        assert!(
+            body.set_limit(None).is_err(),
+            "read-only once reading started"
+        );
 
         let mut body = RequestBody::full(Bytes::from_static(b"0123456789"));
         assert!(matches!(

@@ -23,8 +23,9 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::body::{BodyChunk, BodyWriter, ChannelSignal, RequestBody, ResponseBody, WriteOutcome};
+use crate::connection::ConnectionInfo;
 use crate::error::{Error, ErrorCode};
-use crate::handler::{Abort, Handler, Request, RequestHead, Response};
+use crate::handler::{Abort, Handler, Request, RequestHead, ResetStream, Response};
 
 /// Identifies one request/response exchange between the bridge and its host.
 pub type ExchangeId = u32;
@@ -32,10 +33,13 @@ pub type ExchangeId = u32;
 /// Something the host must hear about.
 pub enum Event {
     /// A new request. `body_empty` tells the host not to bother reading the body.
+    /// `first_on_connection` is true for the first request of its connection, so a
+    /// host can send per-connection data (TLS details) once.
     Request {
         id: ExchangeId,
         head: RequestHead,
         body_empty: bool,
+        first_on_connection: bool,
     },
     /// A chunk of request body, in answer to one [`Bridge::read_body`].
     Data { id: ExchangeId, data: Bytes },
@@ -49,6 +53,9 @@ pub enum Event {
     WriteReady { id: ExchangeId },
     /// The client went away before the exchange completed.
     Aborted { id: ExchangeId },
+    /// A TLS connection that had requests has closed: per-connection data the host
+    /// keeps for it can go.
+    ConnectionClosed { connection_id: u64 },
 }
 
 /// Wakes the host so that it calls [`Bridge::drain`]. Called from I/O threads at most
@@ -260,6 +267,22 @@ impl Bridge {
         }
     }
 
+    /// Resets the exchange with an HTTP/2 error code (RST_STREAM), before or after the
+    /// response started. On HTTP/1.1 it is the same as [`Bridge::abort`].
+    pub fn reset(&self, id: ExchangeId, code: u32) {
+        let Some(mut exchange) = self.remove(id) else {
+            return;
+        };
+        if let Some(responder) = exchange.responder.take() {
+            let mut response = http::Response::new(ResponseBody::empty());
+            response.extensions_mut().insert(ResetStream(code));
+            let _ = responder.send(Ok(response));
+        }
+        if let Some(writer) = exchange.writer.take() {
+            writer.reset(code);
+        }
+    }
+
     /// Changes the request body size limit (the max-request-body-size feature).
     pub fn set_max_request_body_size(
         &self,
@@ -384,6 +407,15 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl Handler for Arc<Bridge> {
+    fn connection_closed(&self, connection: &ConnectionInfo) {
+        // Only TLS connections have per-connection data on the host side.
+        if connection.tls.is_some() && connection.had_request() {
+            self.push(Event::ConnectionClosed {
+                connection_id: connection.id,
+            });
+        }
+    }
+
     async fn call(&self, request: Request) -> Result<Response, Abort> {
         let (tx, rx) = oneshot::channel();
         let body_empty = request.body.is_end_stream();
@@ -398,10 +430,12 @@ impl Handler for Arc<Bridge> {
             id,
             armed: true,
         };
+        let first_on_connection = request.head.connection.take_first_request();
         self.push(Event::Request {
             id,
             head: request.head,
             body_empty,
+            first_on_connection,
         });
         let result = rx.await;
         guard.armed = false;

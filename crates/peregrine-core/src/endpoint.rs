@@ -88,7 +88,9 @@ impl Endpoint {
         }
         let (host, port) = split_host_port(authority).ok_or_else(|| invalid("bad host or port"))?;
         let port = match port {
-            Some(p) => p.parse::<u16>().map_err(|_| invalid("port must be 0-65535"))?,
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| invalid("port must be 0-65535"))?,
             None if scheme == Scheme::Https => 443,
             None => 80,
         };
@@ -123,7 +125,10 @@ impl Endpoint {
                 SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port),
                 SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), self.port),
             ],
-            BindHost::Any => vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), self.port)],
+            BindHost::Any => vec![SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                self.port,
+            )],
             BindHost::Ip(ip) => vec![SocketAddr::new(*ip, self.port)],
         }
     }
@@ -184,7 +189,11 @@ mod tests {
         ] {
             let err = Endpoint::parse(bad).unwrap_err();
             assert_eq!(err.code, ErrorCode::InvalidUrl, "{bad}");
-            assert!(err.message.contains(bad), "message names the URL: {}", err.message);
+            assert!(
+                err.message.contains(bad),
+                "message names the URL: {}",
+                err.message
+            );
         }
         assert_eq!(
             Endpoint::parse("ftp://127.0.0.1:21").unwrap_err().code,

@@ -17,6 +17,13 @@ pub enum ErrorCode {
     BodyTooLarge,
     BodyRead,
     ServerStopped,
+    InvalidOption,
+    TlsNotConfigured,
+    TlsInvalidCertificate,
+    TlsInvalidKey,
+    TlsKeyMismatch,
+    TlsCertificateExpired,
+    TlsInvalidCa,
 }
 
 impl ErrorCode {
@@ -35,6 +42,13 @@ impl ErrorCode {
             ErrorCode::BodyTooLarge => "PEREGRINE_MAX_REQUEST_BODY_SIZE",
             ErrorCode::BodyRead => "PEREGRINE_BODY_READ_FAILED",
             ErrorCode::ServerStopped => "PEREGRINE_SERVER_STOPPED",
+            ErrorCode::InvalidOption => "PEREGRINE_INVALID_OPTION",
+            ErrorCode::TlsNotConfigured => "PEREGRINE_TLS_NOT_CONFIGURED",
+            ErrorCode::TlsInvalidCertificate => "PEREGRINE_TLS_INVALID_CERTIFICATE",
+            ErrorCode::TlsInvalidKey => "PEREGRINE_TLS_INVALID_KEY",
+            ErrorCode::TlsKeyMismatch => "PEREGRINE_TLS_KEY_MISMATCH",
+            ErrorCode::TlsCertificateExpired => "PEREGRINE_TLS_CERTIFICATE_EXPIRED",
+            ErrorCode::TlsInvalidCa => "PEREGRINE_TLS_INVALID_CA",
         }
     }
 }

@@ -25,7 +25,20 @@ pub trait Handler: Send + Sync + 'static {
     /// Answers with a response, or with [`Abort`] to drop the exchange without one:
     /// hyper then closes the connection (HTTP/1.1) or resets the stream (HTTP/2).
     fn call(&self, request: Request) -> impl Future<Output = Result<Response, Abort>> + Send;
+
+    /// Called once when a connection has closed, after its last request.
+    fn connection_closed(&self, _connection: &ConnectionInfo) {}
 }
+
+/// In a request's extensions: the HTTP/2 stream the request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamId(pub u32);
+
+/// Put in a response's extensions, it makes the server reset the HTTP/2 stream with
+/// this error code (RST_STREAM) instead of answering. On HTTP/1.1 the connection is
+/// closed, as with [`Abort`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetStream(pub u32);
 
 /// The exchange was aborted on purpose (the request-lifetime feature's `abort()`).
 #[derive(Debug, Clone, Copy)]

@@ -15,12 +15,16 @@ mod connection;
 pub mod endpoint;
 mod error;
 mod handler;
+mod linger;
+mod preface;
 pub mod runtime;
 mod server;
+pub mod tls;
 
 pub use body::{BodyChunk, BodyWriter, BoxError, RequestBody, ResponseBody, WriteOutcome};
 pub use connection::ConnectionInfo;
 pub use endpoint::{Endpoint, Protocols, Scheme};
 pub use error::{Error, ErrorCode};
-pub use handler::{Abort, Handler, Request, RequestHead, Response};
-pub use server::{Limits, RunningServer, Server, ServerOptions};
+pub use handler::{Abort, Handler, Request, RequestHead, ResetStream, Response, StreamId};
+pub use server::{Http2Limits, Limits, RunningServer, Server, ServerOptions};
+pub use tls::{CertificatePem, ClientCertificateMode, TlsInfo, TlsOptions};

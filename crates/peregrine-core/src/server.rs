@@ -10,10 +10,12 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::connection::{self, ConnectionInfo, ConnectionSettings};
+use crate::connection::{self, Builders, ConnectionInfo, ConnectionSettings};
 use crate::endpoint::{url_for, Endpoint, Scheme};
 use crate::error::{Error, ErrorCode};
 use crate::handler::Handler;
+use crate::linger::LingeringClose;
+use crate::tls::{Tls, TlsOptions};
 
 /// Server limits. Each field's default is Kestrel's; docs/limits.md is the reference.
 #[derive(Debug, Clone)]
@@ -24,6 +26,43 @@ pub struct Limits {
     pub max_request_buffer_size: usize,
     /// Bytes of a streamed response buffered before writes push back. Default 64 KiB.
     pub max_response_buffer_size: usize,
+    pub http2: Http2Limits,
+}
+
+/// HTTP/2 settings, with Kestrel's defaults (Http2Limits.cs).
+#[derive(Debug, Clone)]
+pub struct Http2Limits {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS. Default 100.
+    pub max_streams_per_connection: u32,
+    /// SETTINGS_HEADER_TABLE_SIZE (HPACK dynamic table), bytes. Default 4096.
+    pub header_table_size: u32,
+    /// SETTINGS_MAX_FRAME_SIZE, bytes, 16,384 to 16,777,215. Default 16,384.
+    pub max_frame_size: u32,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE: the decoded request header block, bytes. Default 32 KiB.
+    pub max_request_header_field_size: u32,
+    /// Connection receive window, bytes. Default 1 MiB.
+    pub initial_connection_window_size: u32,
+    /// Per-stream receive window, bytes. Default 768 KiB.
+    pub initial_stream_window_size: u32,
+    /// Send a PING after this long; `None` (the default) sends none.
+    pub keep_alive_ping_delay: Option<Duration>,
+    /// Close the connection when a PING is not answered within this. Default 20 s.
+    pub keep_alive_ping_timeout: Duration,
+}
+
+impl Default for Http2Limits {
+    fn default() -> Self {
+        Http2Limits {
+            max_streams_per_connection: 100,
+            header_table_size: 4096,
+            max_frame_size: 16 * 1024,
+            max_request_header_field_size: 32 * 1024,
+            initial_connection_window_size: 1024 * 1024,
+            initial_stream_window_size: 768 * 1024,
+            keep_alive_ping_delay: None,
+            keep_alive_ping_timeout: Duration::from_secs(20),
+        }
+    }
 }
 
 impl Default for Limits {
@@ -32,6 +71,7 @@ impl Default for Limits {
             max_request_body_size: Some(30_000_000),
             max_request_buffer_size: 1024 * 1024,
             max_response_buffer_size: 64 * 1024,
+            http2: Http2Limits::default(),
         }
     }
 }
@@ -42,6 +82,8 @@ pub struct ServerOptions {
     pub limits: Limits,
     /// Adds `Server: Peregrine` to responses that do not set it. Default true.
     pub add_server_header: bool,
+    /// Certificates and client-certificate policy for the https endpoints.
+    pub tls: Option<TlsOptions>,
 }
 
 impl Default for ServerOptions {
@@ -50,6 +92,7 @@ impl Default for ServerOptions {
             endpoints: Vec::new(),
             limits: Limits::default(),
             add_server_header: true,
+            tls: None,
         }
     }
 }
@@ -71,17 +114,9 @@ impl Server {
             ));
         }
         let _enter = runtime.enter();
+        let tls = start_tls(&options)?;
         let mut bound: Vec<(TcpListener, &Endpoint)> = Vec::new();
         for endpoint in &options.endpoints {
-            if endpoint.scheme == Scheme::Https {
-                return Err(Error::new(
-                    ErrorCode::UnsupportedScheme,
-                    format!(
-                        "endpoint \"{}\" is https, but TLS is not available in this build yet",
-                        endpoint.url
-                    ),
-                ));
-            }
             let mut port = endpoint.port;
             for (i, mut addr) in endpoint.candidate_addresses().into_iter().enumerate() {
                 addr.set_port(port);
@@ -112,9 +147,13 @@ impl Server {
                 limits: options.limits.clone(),
                 add_server_header: options.add_server_header,
             });
+            let tls = (endpoint.scheme == Scheme::Https)
+                .then(|| tls.clone())
+                .flatten();
             tracker.spawn(accept_loop(
                 listener,
                 settings,
+                tls,
                 handler.clone(),
                 shutdown.clone(),
                 abort.clone(),
@@ -123,11 +162,43 @@ impl Server {
         }
         Ok(RunningServer {
             urls,
+            tls,
+            tls_endpoints: https_endpoints(&options.endpoints),
             shutdown,
             abort,
             tracker,
         })
     }
+}
+
+/// The https endpoints' URLs, for error messages.
+fn https_endpoints(endpoints: &[Endpoint]) -> String {
+    let urls: Vec<String> = endpoints
+        .iter()
+        .filter(|e| e.scheme == Scheme::Https)
+        .map(|e| format!("\"{}\"", e.url))
+        .collect();
+    match urls.len() {
+        1 => format!("endpoint {}", urls[0]),
+        _ => format!("endpoints {}", urls.join(", ")),
+    }
+}
+
+/// Loads the certificates when any endpoint is https.
+fn start_tls(options: &ServerOptions) -> Result<Option<Arc<Tls>>, Error> {
+    if !options.endpoints.iter().any(|e| e.scheme == Scheme::Https) {
+        return Ok(None);
+    }
+    let names = https_endpoints(&options.endpoints);
+    let Some(tls) = &options.tls else {
+        return Err(Error::new(
+            ErrorCode::TlsNotConfigured,
+            format!(
+                "{names} is https, but no certificate was given: set the tls option (cert and key)"
+            ),
+        ));
+    };
+    Ok(Some(Arc::new(Tls::new(tls, &names)?)))
 }
 
 fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -151,19 +222,23 @@ fn bind_error(endpoint: &Endpoint, addr: SocketAddr, e: io::Error) -> Error {
     };
     Error::new(
         code,
-        format!("cannot listen on {addr} for endpoint \"{}\": {e}", endpoint.url),
+        format!(
+            "cannot listen on {addr} for endpoint \"{}\": {e}",
+            endpoint.url
+        ),
     )
 }
 
 async fn accept_loop<H: Handler>(
     listener: TcpListener,
     settings: Arc<ConnectionSettings>,
+    tls: Option<Arc<Tls>>,
     handler: Arc<H>,
     shutdown: CancellationToken,
     abort: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let builder = Arc::new(connection::http_builder(&settings));
+    let builders = Arc::new(Builders::new(&settings));
     let local = listener.local_addr().ok();
     loop {
         let accepted = tokio::select! {
@@ -174,16 +249,16 @@ async fn accept_loop<H: Handler>(
             Ok((stream, remote)) => {
                 // Small responses must not wait for Nagle's algorithm.
                 let _ = stream.set_nodelay(true);
-                let info = Arc::new(ConnectionInfo {
-                    id: connection::next_connection_id(),
+                let local = stream.local_addr().ok().or(local).unwrap_or(remote);
+                let accepted = Accepted {
+                    stream: LingeringClose::new(stream),
                     remote,
-                    local: stream.local_addr().ok().or(local).unwrap_or(remote),
-                    scheme: settings.scheme,
-                });
-                tracker.spawn(connection::serve(
-                    stream,
-                    info,
-                    builder.clone(),
+                    local,
+                };
+                tracker.spawn(serve_accepted(
+                    accepted,
+                    tls.clone(),
+                    builders.clone(),
                     settings.clone(),
                     handler.clone(),
                     shutdown.clone(),
@@ -196,9 +271,86 @@ async fn accept_loop<H: Handler>(
     }
 }
 
+struct Accepted {
+    stream: LingeringClose,
+    remote: SocketAddr,
+    local: SocketAddr,
+}
+
+/// Runs the TLS handshake when the endpoint is https, then serves the connection.
+async fn serve_accepted<H: Handler>(
+    accepted: Accepted,
+    tls: Option<Arc<Tls>>,
+    builders: Arc<Builders>,
+    settings: Arc<ConnectionSettings>,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+    abort: CancellationToken,
+) {
+    let Accepted {
+        stream,
+        remote,
+        local,
+    } = accepted;
+    let id = connection::next_connection_id();
+    let info = match tls {
+        None => {
+            let info = Arc::new(ConnectionInfo::new(
+                id,
+                remote,
+                local,
+                settings.scheme,
+                None,
+            ));
+            connection::serve(
+                stream,
+                info.clone(),
+                builders,
+                settings,
+                handler.clone(),
+                shutdown,
+                abort,
+            )
+            .await;
+            info
+        }
+        Some(tls) => {
+            // A handshake in progress when the server stops is simply dropped.
+            let handshake = tokio::select! {
+                h = tls.accept(stream, settings.protocols) => h,
+                _ = shutdown.cancelled() => None,
+            };
+            let Some((stream, tls_info)) = handshake else {
+                return;
+            };
+            let info = Arc::new(ConnectionInfo::new(
+                id,
+                remote,
+                local,
+                settings.scheme,
+                Some(tls_info),
+            ));
+            connection::serve(
+                stream,
+                info.clone(),
+                builders,
+                settings,
+                handler.clone(),
+                shutdown,
+                abort,
+            )
+            .await;
+            info
+        }
+    };
+    handler.connection_closed(&info);
+}
+
 /// A started server. Dropping it does not stop it: call [`RunningServer::stop`].
 pub struct RunningServer {
     urls: Vec<String>,
+    tls: Option<Arc<Tls>>,
+    tls_endpoints: String,
     shutdown: CancellationToken,
     abort: CancellationToken,
     tracker: TaskTracker,
@@ -208,6 +360,19 @@ impl RunningServer {
     /// The addresses actually bound, with port 0 resolved.
     pub fn urls(&self) -> &[String] {
         &self.urls
+    }
+
+    /// Replaces the TLS certificate set: handshakes from now on use `options`;
+    /// connections already open keep the certificates they were served with. On error
+    /// the current set stays in use.
+    pub fn reload_tls(&self, options: &TlsOptions) -> Result<(), Error> {
+        match &self.tls {
+            Some(tls) => tls.reload(options, &self.tls_endpoints),
+            None => Err(Error::new(
+                ErrorCode::TlsNotConfigured,
+                "this server has no https endpoint, so there is no TLS to reload",
+            )),
+        }
     }
 
     /// Stops accepting, lets in-flight requests finish for up to `timeout`, then aborts

@@ -36,7 +36,9 @@ pub fn headers(packed: &str) -> napi::Result<HeaderMap> {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| invalid(format!("\"{name}\" is not a valid header name")))?;
         let value = HeaderValue::from_str(value).map_err(|_| {
-            invalid(format!("the value of header \"{name}\" has invalid characters"))
+            invalid(format!(
+                "the value of header \"{name}\" has invalid characters"
+            ))
         })?;
         map.append(name, value);
     }

@@ -5,12 +5,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Array, BufferSlice, Env, Function, Null, Unknown};
+use napi::bindgen_prelude::{Array, Buffer, BufferSlice, Env, Function, Null, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Either;
 use napi_derive::napi;
 use peregrine_core::bridge::{Bridge, Wake};
-use peregrine_core::{Endpoint, Limits, Protocols, RunningServer, Server, ServerOptions, WriteOutcome};
+use peregrine_core::{
+    CertificatePem, ClientCertificateMode, Endpoint, Http2Limits, Limits, Protocols, RunningServer,
+    Server, ServerOptions, TlsOptions, WriteOutcome,
+};
 
 use crate::convert::{self, js_error};
 use crate::tape::Tape;
@@ -26,6 +29,92 @@ pub struct NativeServerOptions {
     pub max_request_buffer_size: u32,
     pub max_response_buffer_size: u32,
     pub add_server_header: bool,
+    pub http2: NativeHttp2Limits,
+    pub tls: Option<NativeTlsOptions>,
+}
+
+/// limits.http2, validated by the TS package.
+#[napi(object)]
+pub struct NativeHttp2Limits {
+    pub max_streams_per_connection: u32,
+    pub header_table_size: u32,
+    pub max_frame_size: u32,
+    pub max_request_header_field_size: u32,
+    pub initial_connection_window_size: u32,
+    pub initial_stream_window_size: u32,
+    /// Milliseconds; negative for off.
+    pub keep_alive_ping_delay: f64,
+    /// Milliseconds.
+    pub keep_alive_ping_timeout: f64,
+}
+
+/// A certificate chain and its key, PEM.
+#[napi(object)]
+pub struct NativeCertificate {
+    pub cert: Buffer,
+    pub key: Buffer,
+}
+
+/// The tls option, PEM as Buffers.
+#[napi(object)]
+pub struct NativeTlsOptions {
+    pub cert: Option<Buffer>,
+    pub key: Option<Buffer>,
+    /// Host names ("api.example.test", "*.example.test") and their certificates.
+    pub sni_names: Vec<String>,
+    pub sni_certificates: Vec<NativeCertificate>,
+    /// "none" | "allow" | "require".
+    pub client_certificate_mode: String,
+    pub ca: Option<Buffer>,
+}
+
+fn tls_options(options: NativeTlsOptions) -> napi::Result<TlsOptions> {
+    let default = match (options.cert, options.key) {
+        (Some(cert), Some(key)) => Some(CertificatePem {
+            cert: cert.to_vec(),
+            key: key.to_vec(),
+        }),
+        _ => None,
+    };
+    let mode = ClientCertificateMode::parse(&options.client_certificate_mode).ok_or_else(|| {
+        napi::Error::from_reason(format!(
+            "PEREGRINE_INVALID_OPTION: tls.clientCertificateMode \"{}\" must be none, allow or require",
+            options.client_certificate_mode
+        ))
+    })?;
+    Ok(TlsOptions {
+        default,
+        sni: options
+            .sni_names
+            .into_iter()
+            .zip(options.sni_certificates)
+            .map(|(name, c)| {
+                (
+                    name,
+                    CertificatePem {
+                        cert: c.cert.to_vec(),
+                        key: c.key.to_vec(),
+                    },
+                )
+            })
+            .collect(),
+        client_certificate_mode: mode,
+        ca: options.ca.map(|c| c.to_vec()),
+    })
+}
+
+fn http2_limits(h2: &NativeHttp2Limits) -> Http2Limits {
+    Http2Limits {
+        max_streams_per_connection: h2.max_streams_per_connection,
+        header_table_size: h2.header_table_size,
+        max_frame_size: h2.max_frame_size,
+        max_request_header_field_size: h2.max_request_header_field_size,
+        initial_connection_window_size: h2.initial_connection_window_size,
+        initial_stream_window_size: h2.initial_stream_window_size,
+        keep_alive_ping_delay: (h2.keep_alive_ping_delay >= 0.0)
+            .then(|| Duration::from_millis(h2.keep_alive_ping_delay as u64)),
+        keep_alive_ping_timeout: Duration::from_millis(h2.keep_alive_ping_timeout.max(0.0) as u64),
+    }
 }
 
 type WakeFn = ThreadsafeFunction<(), (), (), napi::Status, false>;
@@ -58,7 +147,7 @@ impl Wake for SharedWake {
 pub struct NativeServer {
     options: Option<ServerOptions>,
     wake: Arc<JsWake>,
-    bridge: Arc<Bridge>,
+    pub(crate) bridge: Arc<Bridge>,
     running: Option<Arc<RunningServer>>,
     on_wake: Option<napi::bindgen_prelude::FunctionRef<(), ()>>,
 }
@@ -86,7 +175,9 @@ impl NativeServer {
                 .then_some(options.max_request_body_size as u64),
             max_request_buffer_size: options.max_request_buffer_size as usize,
             max_response_buffer_size: options.max_response_buffer_size as usize,
+            http2: http2_limits(&options.http2),
         };
+        let tls = options.tls.map(tls_options).transpose()?;
         let wake = Arc::new(JsWake {
             tsfn: Mutex::new(None),
             stopped: AtomicBool::new(false),
@@ -102,6 +193,7 @@ impl NativeServer {
                 endpoints,
                 limits,
                 add_server_header: options.add_server_header,
+                tls,
             }),
             wake,
             bridge,
@@ -116,10 +208,9 @@ impl NativeServer {
         let options = self.options.take().ok_or_else(|| {
             napi::Error::from_reason("PEREGRINE_ALREADY_STARTED: this server was already started")
         })?;
-        let on_wake = self
-            .on_wake
-            .take()
-            .ok_or_else(|| napi::Error::from_reason("PEREGRINE_ALREADY_STARTED: this server was already started"))?;
+        let on_wake = self.on_wake.take().ok_or_else(|| {
+            napi::Error::from_reason("PEREGRINE_ALREADY_STARTED: this server was already started")
+        })?;
         let tsfn: WakeFn = on_wake
             .borrow_back(&env)?
             .build_threadsafe_function()
@@ -128,7 +219,11 @@ impl NativeServer {
         let runtime = peregrine_core::runtime::shared();
         let running = Server::start(options, Arc::new(self.bridge.clone()), runtime.handle())
             .map_err(|e| {
-                self.wake.tsfn.lock().unwrap_or_else(|e| e.into_inner()).take();
+                self.wake
+                    .tsfn
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
                 js_error(e)
             })?;
         let urls = running.urls().to_vec();
@@ -177,8 +272,15 @@ impl NativeServer {
 
     /// Sends a whole response: status, packed headers and body in one call.
     #[napi]
-    pub fn respond(&self, id: u32, status: u32, headers: String, body: Unknown<'_>) -> napi::Result<()> {
-        let mut response = http::Response::new(peregrine_core::ResponseBody::full(convert::bytes(body)?));
+    pub fn respond(
+        &self,
+        id: u32,
+        status: u32,
+        headers: String,
+        body: Unknown<'_>,
+    ) -> napi::Result<()> {
+        let mut response =
+            http::Response::new(peregrine_core::ResponseBody::full(convert::bytes(body)?));
         *response.status_mut() = convert::status(status)?;
         *response.headers_mut() = convert::headers(&headers)?;
         self.bridge.respond(id, response).map_err(js_error)
@@ -221,6 +323,23 @@ impl NativeServer {
         self.bridge.abort(id);
     }
 
+    /// Resets the request's HTTP/2 stream with `code` (RST_STREAM); on HTTP/1.1 the
+    /// connection is closed, as with abort.
+    #[napi]
+    pub fn reset(&self, id: u32, code: u32) {
+        self.bridge.reset(id, code);
+    }
+
+    /// Swaps the TLS certificate set for new connections.
+    #[napi]
+    pub fn reload_tls(&self, tls: NativeTlsOptions) -> napi::Result<()> {
+        let options = tls_options(tls)?;
+        let running = self.running.as_ref().ok_or_else(|| {
+            napi::Error::from_reason("PEREGRINE_SERVER_STOPPED: the server is not running")
+        })?;
+        running.reload_tls(&options).map_err(js_error)
+    }
+
     /// Asks for the next request body chunk.
     #[napi]
     pub fn read_body(&self, id: u32) -> napi::Result<()> {
@@ -256,7 +375,11 @@ impl NativeServer {
     /// Releases the wake-up function so the process may exit. Call after `stopped`.
     #[napi]
     pub fn close(&mut self) {
-        self.wake.tsfn.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.wake
+            .tsfn
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         self.running = None;
     }
 

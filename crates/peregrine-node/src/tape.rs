@@ -6,7 +6,7 @@
 //!
 //! | kind | payload |
 //! |---|---|
-//! | 1 request | u8 version (10, 11, 20), u8 flags (1 body empty, 2 https), f64 connection id, f64 content length (-1 unknown), remote and local address (u8 family 4/6, 16 bytes, u16 port each), u16+method, u32+target, u16+authority, u16 header count, per header u16+name u32+value |
+//! | 1 request | u8 version (10, 11, 20), u8 flags (1 body empty, 2 https), f64 connection id, f64 content length (-1 unknown), u32 HTTP/2 stream id (0 when none), remote and local address (u8 family 4/6, 16 bytes, u16 port each), u16+method, u32+target, u16+authority, u16 header count, per header u16+name u32+value |
 //! | 2 data | u32 index into the batch's chunk array |
 //! | 3 trailers | u16 count, per header u16+name u32+value |
 //! | 4 end | none |
@@ -14,6 +14,12 @@
 //! | 6 write ready | none |
 //! | 7 aborted | none |
 //! | 8 stopped | none (id 0): the server has closed every connection |
+//! | 9 tls | f64 connection id, u16+protocol, u16+cipher suite, u16+ALPN, u16+server name, u32+client certificate (DER, empty when none) |
+//! | 10 connection closed | f64 connection id (id 0) |
+//!
+//! A TLS connection's details cross once: a `tls` record, with the exchange id of the
+//! request it belongs to, comes just before that connection's first `request` record.
+//! The reader keeps them by connection id until `connection closed`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -29,6 +35,8 @@ pub const BODY_ERROR: u8 = 5;
 pub const WRITE_READY: u8 = 6;
 pub const ABORTED: u8 = 7;
 pub const STOPPED: u8 = 8;
+pub const TLS: u8 = 9;
+pub const CONNECTION_CLOSED: u8 = 10;
 
 const FLAG_BODY_EMPTY: u8 = 1;
 const FLAG_HTTPS: u8 = 2;
@@ -75,7 +83,8 @@ impl Tape {
     }
 
     fn u32_str(&mut self, s: &[u8]) {
-        self.bytes.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(s.len() as u32).to_le_bytes());
         self.bytes.extend_from_slice(s);
     }
 
@@ -109,7 +118,21 @@ impl Tape {
                 id,
                 head,
                 body_empty,
+                first_on_connection,
             } => {
+                if first_on_connection {
+                    if let Some(tls) = &head.connection.tls {
+                        let at = self.begin(TLS, id);
+                        self.bytes
+                            .extend_from_slice(&(head.connection.id as f64).to_le_bytes());
+                        self.u16_str(tls.protocol.as_bytes());
+                        self.u16_str(tls.cipher_suite.as_bytes());
+                        self.u16_str(tls.alpn_protocol.as_deref().unwrap_or("").as_bytes());
+                        self.u16_str(tls.server_name.as_deref().unwrap_or("").as_bytes());
+                        self.u32_str(tls.client_certificate.as_deref().unwrap_or(&[]));
+                        self.finish(at);
+                    }
+                }
                 let at = self.begin(REQUEST, id);
                 let parts = &head.parts;
                 self.bytes.push(match parts.version {
@@ -134,6 +157,11 @@ impl Tape {
                     .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
                     .map_or(-1.0, |n| n as f64);
                 self.bytes.extend_from_slice(&content_length.to_le_bytes());
+                let stream_id = parts
+                    .extensions
+                    .get::<peregrine_core::StreamId>()
+                    .map_or(0, |s| s.0);
+                self.bytes.extend_from_slice(&stream_id.to_le_bytes());
                 self.address(head.connection.remote);
                 self.address(head.connection.local);
                 self.u16_str(parts.method.as_str().as_bytes());
@@ -169,6 +197,12 @@ impl Tape {
             }
             Event::WriteReady { id } => self.empty_record(WRITE_READY, id),
             Event::Aborted { id } => self.empty_record(ABORTED, id),
+            Event::ConnectionClosed { connection_id } => {
+                let at = self.begin(CONNECTION_CLOSED, 0);
+                self.bytes
+                    .extend_from_slice(&(connection_id as f64).to_le_bytes());
+                self.finish(at);
+            }
         }
     }
 

@@ -35,8 +35,26 @@ export const ErrorCodes = {
   REQUEST_ABORTED: "PEREGRINE_REQUEST_ABORTED",
   /** The request body was not valid JSON (answered with 400). */
   INVALID_JSON: "PEREGRINE_INVALID_JSON",
+  /** Request trailers were read before the request body ended. */
+  TRAILERS_NOT_AVAILABLE: "PEREGRINE_TRAILERS_NOT_AVAILABLE",
+  /** An https endpoint has no certificate: set the tls option. */
+  TLS_NOT_CONFIGURED: "PEREGRINE_TLS_NOT_CONFIGURED",
+  /** tls.cert (or an SNI cert) is not valid PEM or not a valid X.509 certificate. */
+  TLS_INVALID_CERTIFICATE: "PEREGRINE_TLS_INVALID_CERTIFICATE",
+  /** tls.key (or an SNI key) is not a usable PEM private key. */
+  TLS_INVALID_KEY: "PEREGRINE_TLS_INVALID_KEY",
+  /** A private key does not belong to its certificate. */
+  TLS_KEY_MISMATCH: "PEREGRINE_TLS_KEY_MISMATCH",
+  /** A certificate in a chain has expired. */
+  TLS_CERTIFICATE_EXPIRED: "PEREGRINE_TLS_CERTIFICATE_EXPIRED",
+  /** tls.ca is not valid PEM or holds no usable trust root. */
+  TLS_INVALID_CA: "PEREGRINE_TLS_INVALID_CA",
   /** The native addon could not be loaded on this platform. */
   NATIVE_UNAVAILABLE: "PEREGRINE_NATIVE_UNAVAILABLE",
+  /** A request was sent to a TestServer before the app started. */
+  SERVER_NOT_STARTED: "PEREGRINE_SERVER_NOT_STARTED",
+  /** A request was sent to a TestServer after stop() began. */
+  SERVER_STOPPED: "PEREGRINE_SERVER_STOPPED",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

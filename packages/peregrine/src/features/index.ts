@@ -103,3 +103,70 @@ export interface IServerAddressesFeature {
   readonly addresses: string[];
 }
 export const IServerAddressesFeature = new FeatureKey<IServerAddressesFeature>("IServerAddressesFeature");
+
+/**
+ * The TLS connection a request arrived on (ASP.NET Core's ITlsConnectionFeature and
+ * ITlsHandshakeFeature in one). Present only on https requests: `ctx.tls`.
+ */
+export interface ITlsConnectionFeature {
+  /** "TLSv1.3" or "TLSv1.2". */
+  readonly protocol: string;
+  /** The IANA name of the negotiated suite, e.g. "TLS_AES_128_GCM_SHA256". */
+  readonly cipherSuite: string;
+  /** "h2" or "http/1.1"; undefined when the client offered no ALPN. */
+  readonly alpnProtocol: string | undefined;
+  /** The host name the client asked for (SNI); undefined when it sent none. */
+  readonly serverName: string | undefined;
+  /** The client's certificate as PEM, when it presented one. */
+  readonly clientCertificate: string | undefined;
+}
+export const ITlsConnectionFeature = new FeatureKey<ITlsConnectionFeature>("ITlsConnectionFeature");
+
+/** Trailers the client sent after the request body (HTTP/2, chunked HTTP/1.1). */
+export interface IHttpRequestTrailersFeature {
+  /** True once the body has been read to the end: only then are trailers known. */
+  readonly available: boolean;
+  /** The trailers; reading them before `available` is an error. */
+  readonly trailers: HeaderDictionary;
+}
+export const IHttpRequestTrailersFeature = new FeatureKey<IHttpRequestTrailersFeature>("IHttpRequestTrailersFeature");
+
+/** Trailers sent after the response body (HTTP/2, chunked HTTP/1.1). */
+export interface IHttpResponseTrailersFeature {
+  /** Set them before the response completes; they are sent after the last chunk. */
+  trailers: HeaderDictionary;
+}
+export const IHttpResponseTrailersFeature = new FeatureKey<IHttpResponseTrailersFeature>(
+  "IHttpResponseTrailersFeature",
+);
+
+/** The HTTP/2 stream a request arrived on. Present only on HTTP/2 requests. */
+export interface IStreamIdFeature {
+  readonly streamId: number;
+}
+export const IStreamIdFeature = new FeatureKey<IStreamIdFeature>("IStreamIdFeature");
+
+/** HTTP/2 error codes for IHttpResetFeature.reset() (RFC 9113, section 7). */
+export const Http2ErrorCode = {
+  NO_ERROR: 0x0,
+  PROTOCOL_ERROR: 0x1,
+  INTERNAL_ERROR: 0x2,
+  FLOW_CONTROL_ERROR: 0x3,
+  SETTINGS_TIMEOUT: 0x4,
+  STREAM_CLOSED: 0x5,
+  FRAME_SIZE_ERROR: 0x6,
+  REFUSED_STREAM: 0x7,
+  CANCEL: 0x8,
+  COMPRESSION_ERROR: 0x9,
+  CONNECT_ERROR: 0xa,
+  ENHANCE_YOUR_CALM: 0xb,
+  INADEQUATE_SECURITY: 0xc,
+  HTTP_1_1_REQUIRED: 0xd,
+} as const;
+
+/** Resets the request's stream (RST_STREAM) with an error code. Present only on HTTP/2 requests. */
+export interface IHttpResetFeature {
+  /** Ends the exchange at once, before or after the response started; fires `ctx.signal`. */
+  reset(errorCode: number): void;
+}
+export const IHttpResetFeature = new FeatureKey<IHttpResetFeature>("IHttpResetFeature");

@@ -1,9 +1,11 @@
 import { ErrorCodes, PeregrineError } from "../errors.js";
 import { IServerAddressesFeature } from "../features/index.js";
 import { createConsoleLogger, type Logger } from "../logging.js";
-import { NativeServer } from "../native/native-server.js";
-import type { ServerLimits } from "../server/limits.js";
+import { type EndpointOptions, validateEndpoints } from "../server/endpoints.js";
+import type { LimitsOptions } from "../server/limits.js";
 import type { IServer } from "../server/server.js";
+import { isServerName, type ServerName, selectServer } from "../servers/select.js";
+import { type TlsOptions, toNativeTlsOptions } from "../server/tls.js";
 import { ApplicationBuilder } from "./application-builder.js";
 import { HostingApplication } from "./hosting-application.js";
 
@@ -14,10 +16,23 @@ export interface WebApplicationOptions {
    * `http://localhost:5000`. Port 0 picks a free port; `app.urls` tells which.
    */
   urls?: string[];
-  /** The server implementation: "native" (default) or an IServer instance. */
-  server?: "native" | IServer;
+  /**
+   * The server implementation: "native" (the Rust core), "node" (node:http), or an
+   * IServer instance such as a TestServer. Default: `PEREGRINE_SERVER` when set, else
+   * "native", falling back to "node" with a warning when the native addon cannot load
+   * (docs/servers.md).
+   */
+  server?: ServerName | IServer;
   /** Request and response limits (docs/limits.md). */
-  limits?: Partial<ServerLimits>;
+  limits?: LimitsOptions;
+  /** Certificates for the https endpoints, SNI and client certificates (docs/tls.md). */
+  tls?: TlsOptions;
+  /**
+   * Endpoints with options, listened on beside `urls`: `{ url, protocols }` where
+   * protocols is "http1", "http2" or "http1AndHttp2" (default). When endpoints are
+   * given and urls are not, the default URL is not used.
+   */
+  endpoints?: EndpointOptions[];
   /** Milliseconds in-flight requests get to finish on stop(). Default 30000. */
   shutdownTimeout?: number;
   /** Adds `Server: Peregrine` to responses. Default true. */
@@ -26,7 +41,7 @@ export interface WebApplicationOptions {
   logger?: Logger;
 }
 
-const KNOWN_OPTIONS = new Set(["urls", "server", "limits", "shutdownTimeout", "addServerHeader", "logger"]);
+const KNOWN_OPTIONS = new Set(["urls", "server", "limits", "shutdownTimeout", "addServerHeader", "logger", "tls", "endpoints"]);
 
 function invalidOption(message: string): PeregrineError {
   return new PeregrineError(ErrorCodes.INVALID_OPTION, message);
@@ -42,19 +57,23 @@ function validate(options: WebApplicationOptions): void {
       throw invalidOption(`urls must be an array of strings, not ${JSON.stringify(options.urls)}`);
     }
   }
+  if (options.endpoints !== undefined) validateEndpoints(options.endpoints);
+  if (options.tls !== undefined) toNativeTlsOptions(options.tls);
   const timeout = options.shutdownTimeout;
   if (timeout !== undefined && (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout < 0)) {
     throw invalidOption(`shutdownTimeout = ${String(timeout)} is invalid: expected milliseconds >= 0`);
   }
   const server = options.server;
-  if (server !== undefined && server !== "native" && (typeof server !== "object" || typeof server.start !== "function")) {
-    throw invalidOption(`server = ${JSON.stringify(server)} is invalid: expected "native" or an IServer`);
+  if (server !== undefined && !isServerName(server) && (typeof server !== "object" || server === null || typeof server.start !== "function")) {
+    throw invalidOption(`server = ${JSON.stringify(server)} is invalid: expected "native", "node" or an IServer`);
   }
 }
 
 /** `PEREGRINE_URLS` wins over the default; URLs given in code win over both. */
-function resolveUrls(urls: string[] | undefined): string[] {
+function resolveUrls(urls: string[] | undefined, hasEndpoints: boolean): string[] {
   if (urls !== undefined && urls.length > 0) return [...urls];
+  // Endpoints given in code win over PEREGRINE_URLS and the default, as urls do.
+  if (hasEndpoints) return [];
   const fromEnv = process.env.PEREGRINE_URLS;
   if (fromEnv !== undefined && fromEnv.trim() !== "") {
     return fromEnv
@@ -82,12 +101,14 @@ export class WebApplication extends ApplicationBuilder {
   private constructor(options: WebApplicationOptions) {
     super();
     this.logger = options.logger ?? createConsoleLogger();
-    this.#urls = resolveUrls(options.urls);
+    this.#urls = resolveUrls(options.urls, (options.endpoints?.length ?? 0) > 0);
     const server = options.server;
     this.server =
-      server === undefined || server === "native"
-        ? new NativeServer({
+      server === undefined || isServerName(server)
+        ? selectServer(server, {
             ...(options.limits !== undefined ? { limits: options.limits } : {}),
+            ...(options.tls !== undefined ? { tls: options.tls } : {}),
+            ...(options.endpoints !== undefined ? { endpoints: options.endpoints } : {}),
             ...(options.shutdownTimeout !== undefined ? { shutdownTimeout: options.shutdownTimeout } : {}),
             ...(options.addServerHeader !== undefined ? { addServerHeader: options.addServerHeader } : {}),
             logger: this.logger,
@@ -123,6 +144,18 @@ export class WebApplication extends ApplicationBuilder {
     }
     this.#state = "started";
     for (const url of this.urls) this.logger.info({}, `Now listening on: ${url}`);
+  }
+
+  /**
+   * Swaps the TLS certificate set: connections opened from now on get `tls`, open ones
+   * keep theirs. A bad certificate or key throws, and the current set stays in use.
+   */
+  reloadTls(tls: TlsOptions): void {
+    const server = this.server as IServer & { reloadTls?: (tls: TlsOptions) => void };
+    if (typeof server.reloadTls !== "function") {
+      throw invalidOption("reloadTls() needs a server with TLS support (the native server)");
+    }
+    server.reloadTls(tls);
   }
 
   /** Stops gracefully: in-flight requests get shutdownTimeout to finish. */

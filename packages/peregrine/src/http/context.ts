@@ -8,6 +8,7 @@ import {
   IHttpRequestLifetimeFeature,
   IHttpResponseBodyFeature,
   IHttpResponseFeature,
+  ITlsConnectionFeature,
 } from "../features/index.js";
 import { parseJson, readAll } from "./body.js";
 import type { RouteEndpoint } from "../routing/router.js";
@@ -59,6 +60,11 @@ export class HttpContext {
   /** Drops the request without a (complete) response. */
   abort(): void {
     need(this.features, IHttpRequestLifetimeFeature).abort();
+  }
+
+  /** The TLS details of an https request (protocol, cipher suite, ALPN, SNI, client certificate); undefined in cleartext. */
+  get tls(): ITlsConnectionFeature | undefined {
+    return this.features.get(ITlsConnectionFeature);
   }
 
   get traceIdentifier(): string {

@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import { ErrorCodes, PeregrineError } from "../errors.js";
+import type { NativeTlsOptions } from "../server/tls.js";
 
 /** Options the native core takes; the TS layer validates and fills defaults first. */
 export interface NativeServerOptions {
@@ -10,6 +11,18 @@ export interface NativeServerOptions {
   maxRequestBufferSize: number;
   maxResponseBufferSize: number;
   addServerHeader: boolean;
+  http2: {
+    maxStreamsPerConnection: number;
+    headerTableSize: number;
+    maxFrameSize: number;
+    maxRequestHeaderFieldSize: number;
+    initialConnectionWindowSize: number;
+    initialStreamWindowSize: number;
+    /** Milliseconds; negative for off. */
+    keepAlivePingDelay: number;
+    keepAlivePingTimeout: number;
+  };
+  tls?: NativeTlsOptions;
 }
 
 /** The addon's NativeServer class (crates/peregrine-node/src/server.rs). */
@@ -22,6 +35,9 @@ export interface NativeServerHandle {
   write(id: number, chunk: string | Uint8Array): number;
   finish(id: number, trailers: string): void;
   abort(id: number): void;
+  /** RST_STREAM with `code` on HTTP/2; closes the connection on HTTP/1.1. */
+  reset(id: number, code: number): void;
+  reloadTls(tls: NativeTlsOptions): void;
   readBody(id: number): void;
   setMaxRequestBodySize(id: number, limit: number): void;
   stop(timeoutMs: number): void;

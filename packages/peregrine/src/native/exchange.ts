@@ -16,6 +16,16 @@ import {
   IHttpResponseBodyFeature as ResponseBodyKey,
   type IHttpResponseFeature,
   IHttpResponseFeature as ResponseKey,
+  type IHttpRequestTrailersFeature,
+  IHttpRequestTrailersFeature as RequestTrailersKey,
+  type IHttpResetFeature,
+  IHttpResetFeature as ResetKey,
+  type IHttpResponseTrailersFeature,
+  IHttpResponseTrailersFeature as ResponseTrailersKey,
+  type IStreamIdFeature,
+  IStreamIdFeature as StreamIdKey,
+  type ITlsConnectionFeature,
+  ITlsConnectionFeature as TlsKey,
 } from "../features/index.js";
 import { HeaderDictionary } from "../http/headers.js";
 import type { Logger } from "../logging.js";
@@ -82,7 +92,9 @@ export class NativeExchange
     IHttpResponseBodyFeature,
     IHttpRequestLifetimeFeature,
     IHttpRequestIdentifierFeature,
-    IHttpMaxRequestBodySizeFeature
+    IHttpMaxRequestBodySizeFeature,
+    IHttpResponseTrailersFeature,
+    IHttpResetFeature
 {
   readonly id: number;
   readonly request: NativeRequestFeature;
@@ -102,12 +114,21 @@ export class NativeExchange
   #connection: NativeConnectionFeature | undefined;
   #traceIdentifier: string | undefined;
   #maxRequestBodySize: number | null;
+  readonly #tls: ITlsConnectionFeature | undefined;
+  #requestTrailers: NativeRequestTrailers | undefined;
 
-  constructor(owner: ExchangeOwner, id: number, record: RequestRecord, maxRequestBodySize: number | null) {
+  constructor(
+    owner: ExchangeOwner,
+    id: number,
+    record: RequestRecord,
+    maxRequestBodySize: number | null,
+    tls: ITlsConnectionFeature | undefined,
+  ) {
     super();
     this.#owner = owner;
     this.id = id;
     this.#record = record;
+    this.#tls = tls;
     this.requestBody = new NativeRequestBody(this, record.bodyEmpty);
     this.request = new NativeRequestFeature(record, this.requestBody);
     this.#maxRequestBodySize = maxRequestBodySize;
@@ -126,6 +147,17 @@ export class NativeExchange
       case ConnectionKey:
         this.#connection ??= new NativeConnectionFeature(this.#record);
         return this.#connection as T;
+      case ResponseTrailersKey:
+        return this as unknown as T;
+      case RequestTrailersKey:
+        this.#requestTrailers ??= new NativeRequestTrailers(this.requestBody);
+        return this.#requestTrailers as T;
+      case TlsKey:
+        return this.#tls as T | undefined;
+      case ResetKey:
+        return this.#record.version === 20 ? (this as unknown as T) : undefined;
+      case StreamIdKey:
+        return this.#record.streamId > 0 ? ({ streamId: this.#record.streamId } satisfies IStreamIdFeature as T) : undefined;
       default:
         return undefined;
     }
@@ -157,10 +189,32 @@ export class NativeExchange
     this.#headers = value;
   }
 
+  // ---- IHttpResponseTrailersFeature ----
+
   /** Response trailers, sent after a streamed body (HTTP/2, chunked HTTP/1.1). */
   get trailers(): HeaderDictionary {
     this.#trailers ??= new HeaderDictionary();
     return this.#trailers;
+  }
+  set trailers(value: HeaderDictionary) {
+    this.#trailers = value;
+  }
+
+  /** Request trailers from the tape; the body's end follows them. */
+  onTrailers(headers: [string, string][]): void {
+    this.#requestTrailers ??= new NativeRequestTrailers(this.requestBody);
+    this.#requestTrailers.receive(headers);
+  }
+
+  // ---- IHttpResetFeature ----
+
+  reset(errorCode: number): void {
+    if (!Number.isInteger(errorCode) || errorCode < 0 || errorCode > 0xffff_ffff) {
+      throw new PeregrineError(ErrorCodes.INVALID_OPTION, `reset(${errorCode}): the error code must be a whole number from 0 to 2^32-1`);
+    }
+    if (this.#state === COMPLETED || this.#state === ABORTED) return;
+    this.#owner.handle.reset(this.id, errorCode);
+    this.onAborted();
   }
 
   get hasStarted(): boolean {
@@ -354,6 +408,41 @@ export class NativeExchange
     if (callbacks === undefined) return;
     this.#onCompleted = undefined;
     void runCompleted(callbacks, this.#owner.logger);
+  }
+}
+
+/** IHttpRequestTrailersFeature: trailers become available when the body has ended. */
+class NativeRequestTrailers implements IHttpRequestTrailersFeature {
+  readonly #body: NativeRequestBody;
+  #trailers: HeaderDictionary | undefined;
+
+  constructor(body: NativeRequestBody) {
+    this.#body = body;
+  }
+
+  receive(headers: [string, string][]): void {
+    const dictionary = new HeaderDictionary();
+    for (const [name, value] of headers) dictionary.append(name, value);
+    dictionary.lock();
+    this.#trailers = dictionary;
+  }
+
+  get available(): boolean {
+    return this.#body.complete;
+  }
+
+  get trailers(): HeaderDictionary {
+    if (!this.available) {
+      throw new PeregrineError(
+        ErrorCodes.TRAILERS_NOT_AVAILABLE,
+        "request trailers are not available until the request body has been read to the end",
+      );
+    }
+    if (this.#trailers === undefined) {
+      this.#trailers = new HeaderDictionary();
+      this.#trailers.lock();
+    }
+    return this.#trailers;
   }
 }
 

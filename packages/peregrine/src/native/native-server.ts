@@ -1,15 +1,26 @@
 import { fromNativeError } from "../errors.js";
-import { FeatureCollection, type IFeatureCollection, IServerAddressesFeature } from "../features/index.js";
+import {
+  FeatureCollection,
+  type IFeatureCollection,
+  IServerAddressesFeature,
+  type ITlsConnectionFeature,
+} from "../features/index.js";
 import { createConsoleLogger, type Logger } from "../logging.js";
-import { resolveLimits, type ServerLimits } from "../server/limits.js";
+import { type EndpointOptions, validateEndpoints } from "../server/endpoints.js";
+import { type LimitsOptions, resolveLimits, type ServerLimits } from "../server/limits.js";
 import type { IHttpApplication, IServer } from "../server/server.js";
 import { loadNativeBinding, type NativeServerHandle } from "./binding.js";
 import { type ExchangeOwner, NativeExchange } from "./exchange.js";
-import { type RequestRecord, readTape, type TapeSink } from "./tape.js";
+import { type NativeTlsOptions, type TlsOptions, toNativeTlsOptions } from "../server/tls.js";
+import { type RequestRecord, readTape, type TapeSink, type TlsRecord } from "./tape.js";
 
 export interface NativeServerOptions {
   /** Request and response limits; see docs/limits.md. */
-  limits?: Partial<ServerLimits>;
+  limits?: LimitsOptions;
+  /** Certificates for the https endpoints; see docs/tls.md. */
+  tls?: TlsOptions;
+  /** Endpoints with options, listened on after the addresses in the server-addresses feature. */
+  endpoints?: EndpointOptions[];
   /** Milliseconds in-flight requests get to finish on stop(). Default 30000. */
   shutdownTimeout?: number;
   /** Adds `Server: Peregrine` to responses. Default true. */
@@ -29,6 +40,10 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
   readonly #shutdownTimeout: number;
   readonly #addServerHeader: boolean;
   readonly #exchanges = new Map<number, NativeExchange>();
+  #tls: NativeTlsOptions | undefined;
+  readonly #endpoints: EndpointOptions[];
+  /** TLS details by connection id, from the first request until the connection closes. */
+  readonly #tlsConnections = new Map<number, NativeTlsConnection>();
   #handle: NativeServerHandle | undefined;
   #application: IHttpApplication<unknown> | undefined;
   #stopped: { promise: Promise<void>; resolve: () => void } | undefined;
@@ -37,6 +52,8 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
     this.#limits = resolveLimits(options.limits);
     this.#shutdownTimeout = options.shutdownTimeout ?? 30_000;
     this.#addServerHeader = options.addServerHeader ?? true;
+    this.#tls = options.tls === undefined ? undefined : toNativeTlsOptions(options.tls);
+    this.#endpoints = options.endpoints === undefined ? [] : validateEndpoints(options.endpoints);
     this.logger = options.logger ?? createConsoleLogger();
     this.features.set(IServerAddressesFeature, { addresses: this.#addresses });
   }
@@ -54,7 +71,9 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
   async start<TContext>(application: IHttpApplication<TContext>): Promise<void> {
     if (this.#handle !== undefined) throw new Error("the native server was already started");
     const binding = loadNativeBinding();
-    const urls = [...this.#addresses];
+    const urls = [...this.#addresses, ...this.#endpoints.map((e) => e.url)];
+    const protocols = [...this.#addresses.map(() => "http1AndHttp2"), ...this.#endpoints.map((e) => e.protocols ?? "http1AndHttp2")];
+    const h2 = this.#limits.http2;
     let handle: NativeServerHandle;
     let bound: string[];
     try {
@@ -65,6 +84,9 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
           maxRequestBufferSize: this.#limits.maxRequestBufferSize,
           maxResponseBufferSize: this.#limits.maxResponseBufferSize,
           addServerHeader: this.#addServerHeader,
+          protocols,
+          http2: { ...h2, keepAlivePingDelay: h2.keepAlivePingDelay ?? -1 },
+          ...(this.#tls !== undefined ? { tls: this.#tls } : {}),
         },
         () => this.#onWake(),
       );
@@ -75,6 +97,24 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
     this.#handle = handle;
     this.#application = application as IHttpApplication<unknown>;
     this.#addresses.splice(0, this.#addresses.length, ...bound);
+  }
+
+  /**
+   * Swaps the certificate set: connections opened from now on use `tls`; open ones
+   * keep theirs. Fails, keeping the current set, when a certificate or key is bad.
+   */
+  reloadTls(tls: TlsOptions): void {
+    const native = toNativeTlsOptions(tls);
+    if (this.#handle === undefined) {
+      this.#tls = native;
+      return;
+    }
+    try {
+      this.#handle.reloadTls(native);
+    } catch (error) {
+      throw fromNativeError(error);
+    }
+    this.#tls = native;
   }
 
   stop(signal?: AbortSignal): Promise<void> {
@@ -111,7 +151,8 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
 
   request(id: number, record: RequestRecord): void {
     const application = this.#application as IHttpApplication<unknown>;
-    const exchange = new NativeExchange(this, id, record, this.#limits.maxRequestBodySize);
+    const tls = record.https ? this.#tlsConnections.get(record.connectionId) : undefined;
+    const exchange = new NativeExchange(this, id, record, this.#limits.maxRequestBodySize, tls);
     this.#exchanges.set(id, exchange);
     let context: unknown;
     let pending: Promise<void> | undefined;
@@ -157,8 +198,16 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
     this.#exchanges.get(id)?.requestBody.onData(chunk);
   }
 
-  trailers(_id: number, _headers: [string, string][]): void {
-    // Request trailers reach the app through the trailers feature (HTTP/2 issue).
+  trailers(id: number, headers: [string, string][]): void {
+    this.#exchanges.get(id)?.onTrailers(headers);
+  }
+
+  tls(connectionId: number, info: TlsRecord): void {
+    this.#tlsConnections.set(connectionId, new NativeTlsConnection(info));
+  }
+
+  connectionClosed(connectionId: number): void {
+    this.#tlsConnections.delete(connectionId);
   }
 
   end(id: number): void {
@@ -180,7 +229,35 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
   stopped(): void {
     for (const exchange of this.#exchanges.values()) exchange.onAborted();
     this.#exchanges.clear();
+    this.#tlsConnections.clear();
     this.#handle?.close();
     this.#stopped?.resolve();
+  }
+}
+
+/** ITlsConnectionFeature over a tape TLS record; one per connection. */
+class NativeTlsConnection implements ITlsConnectionFeature {
+  readonly protocol: string;
+  readonly cipherSuite: string;
+  readonly alpnProtocol: string | undefined;
+  readonly serverName: string | undefined;
+  readonly #der: Buffer;
+  #pem: string | undefined;
+
+  constructor(record: TlsRecord) {
+    this.protocol = record.protocol;
+    this.cipherSuite = record.cipherSuite;
+    this.alpnProtocol = record.alpnProtocol;
+    this.serverName = record.serverName;
+    this.#der = record.clientCertificate;
+  }
+
+  get clientCertificate(): string | undefined {
+    if (this.#der.length === 0) return undefined;
+    if (this.#pem === undefined) {
+      const base64 = this.#der.toString("base64").replace(/.{64}/g, "$&\n");
+      this.#pem = `-----BEGIN CERTIFICATE-----\n${base64}${base64.endsWith("\n") ? "" : "\n"}-----END CERTIFICATE-----\n`;
+    }
+    return this.#pem;
   }
 }

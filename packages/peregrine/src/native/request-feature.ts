@@ -54,6 +54,8 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
   readonly #source: BodySource;
   #queue: Buffer[] = [];
   #ended: boolean;
+  /** The core reported the body's end (or there was none). */
+  #received: boolean;
   #error: Error | undefined;
   #reading = false;
   #iterating = false;
@@ -62,6 +64,12 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
   constructor(source: BodySource, empty: boolean) {
     this.#source = source;
     this.#ended = empty;
+    this.#received = empty;
+  }
+
+  /** True once the whole body has arrived (request trailers are then known). */
+  get complete(): boolean {
+    return this.#received;
   }
 
   /** True once the app started reading (the body size limit is then fixed). */
@@ -122,6 +130,7 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
   }
 
   onEnd(): void {
+    this.#received = true;
     this.#reading = false;
     this.#ended = true;
     const waiter = this.#waiter;

@@ -14,6 +14,9 @@ export const Kind = {
   WriteReady: 6,
   Aborted: 7,
   Stopped: 8,
+  /** A TLS connection's details, just before its first request (see tape.rs). */
+  Tls: 9,
+  ConnectionClosed: 10,
 } as const;
 
 const FLAG_BODY_EMPTY = 1;
@@ -28,6 +31,46 @@ export interface TapeSink {
   writeReady(id: number): void;
   aborted(id: number): void;
   stopped(): void;
+  tls(connectionId: number, info: TlsRecord): void;
+  connectionClosed(connectionId: number): void;
+}
+
+/** What a TLS handshake negotiated, once per connection. */
+export interface TlsRecord {
+  protocol: string;
+  cipherSuite: string;
+  alpnProtocol: string | undefined;
+  serverName: string | undefined;
+  /** DER; empty when the client presented none. */
+  clientCertificate: Buffer;
+}
+
+function readTls(tape: Buffer, at: number): { connectionId: number; info: TlsRecord } {
+  const connectionId = tape.readDoubleLE(at);
+  let p = at + 8;
+  const str = (): string => {
+    const length = tape.readUInt16LE(p);
+    const value = tape.toString("latin1", p + 2, p + 2 + length);
+    p += 2 + length;
+    return value;
+  };
+  const protocol = str();
+  const cipherSuite = str();
+  const alpn = str();
+  const serverName = str();
+  const certLength = tape.readUInt32LE(p);
+  // A copy: a view would keep the whole batch's tape alive for the connection's life.
+  const clientCertificate = Buffer.from(tape.subarray(p + 4, p + 4 + certLength));
+  return {
+    connectionId,
+    info: {
+      protocol,
+      cipherSuite,
+      alpnProtocol: alpn === "" ? undefined : alpn,
+      serverName: serverName === "" ? undefined : serverName,
+      clientCertificate,
+    },
+  };
 }
 
 function method(tape: Buffer, at: number, length: number): string {
@@ -96,6 +139,8 @@ export class RequestRecord {
   readonly connectionId: number;
   /** -1 when the request declared none. */
   readonly contentLength: number;
+  /** The HTTP/2 stream id; 0 when the request is not HTTP/2 or the core did not say. */
+  readonly streamId: number;
   readonly method: string;
   readonly target: string;
   /** Offsets of lazily decoded parts. */
@@ -110,8 +155,9 @@ export class RequestRecord {
     this.https = (flags & FLAG_HTTPS) !== 0;
     this.connectionId = tape.readDoubleLE(at + 2);
     this.contentLength = tape.readDoubleLE(at + 10);
-    this.addressesAt = at + 18;
-    let p = at + 18 + 38;
+    this.streamId = tape.readUInt32LE(at + 18);
+    this.addressesAt = at + 22;
+    let p = at + 22 + 38;
     const methodLength = tape.readUInt16LE(p);
     this.method = method(tape, p + 2, methodLength);
     p += 2 + methodLength;
@@ -182,6 +228,14 @@ export function readTape(batch: Buffer[], sink: TapeSink): void {
         break;
       case Kind.Stopped:
         sink.stopped();
+        break;
+      case Kind.Tls: {
+        const { connectionId, info } = readTls(tape, body);
+        sink.tls(connectionId, info);
+        break;
+      }
+      case Kind.ConnectionClosed:
+        sink.connectionClosed(tape.readDoubleLE(body));
         break;
     }
     at = body + length;

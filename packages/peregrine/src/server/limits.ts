@@ -11,12 +11,49 @@ export interface ServerLimits {
   maxRequestBufferSize: number;
   /** Bytes of a streamed response buffered before writes wait. Default 65,536 (64 KiB). */
   maxResponseBufferSize: number;
+  /** HTTP/2 settings (Kestrel's Http2Limits). */
+  http2: Http2Limits;
 }
+
+/** HTTP/2 settings, with Kestrel's defaults; docs/limits.md has one row per field. */
+export interface Http2Limits {
+  /** SETTINGS_MAX_CONCURRENT_STREAMS: streams open at once per connection. Default 100. */
+  maxStreamsPerConnection: number;
+  /** SETTINGS_HEADER_TABLE_SIZE: the HPACK dynamic table, bytes. Default 4096. */
+  headerTableSize: number;
+  /** SETTINGS_MAX_FRAME_SIZE: largest frame payload the server accepts, bytes. Default 16,384. */
+  maxFrameSize: number;
+  /** SETTINGS_MAX_HEADER_LIST_SIZE: the decoded request header block, bytes. Default 32,768. */
+  maxRequestHeaderFieldSize: number;
+  /** The connection's receive window, bytes. Default 1,048,576 (1 MiB). */
+  initialConnectionWindowSize: number;
+  /** Each stream's receive window, bytes. Default 786,432 (768 KiB). */
+  initialStreamWindowSize: number;
+  /** Milliseconds between keep-alive PINGs, or null for none. Default null. */
+  keepAlivePingDelay: number | null;
+  /** Milliseconds a PING may go unanswered before the connection is closed. Default 20,000. */
+  keepAlivePingTimeout: number;
+}
+
+export const DEFAULT_HTTP2_LIMITS: Readonly<Http2Limits> = Object.freeze({
+  maxStreamsPerConnection: 100,
+  headerTableSize: 4096,
+  maxFrameSize: 16_384,
+  maxRequestHeaderFieldSize: 32_768,
+  initialConnectionWindowSize: 1_048_576,
+  initialStreamWindowSize: 786_432,
+  keepAlivePingDelay: null,
+  keepAlivePingTimeout: 20_000,
+});
+
+/** What the `limits` option takes: any subset, with any subset of `http2`. */
+export type LimitsOptions = { [K in keyof ServerLimits]?: K extends "http2" ? Partial<Http2Limits> : ServerLimits[K] };
 
 export const DEFAULT_LIMITS: Readonly<ServerLimits> = Object.freeze({
   maxRequestBodySize: 30_000_000,
   maxRequestBufferSize: 1_048_576,
   maxResponseBufferSize: 65_536,
+  http2: DEFAULT_HTTP2_LIMITS,
 });
 
 function invalid(name: string, value: unknown, rule: string): PeregrineError {
@@ -34,19 +71,52 @@ function bytes(name: string, value: unknown, nullable: boolean, min = 0): number
   return value;
 }
 
+function whole(name: string, value: unknown, min: number, max: number, unit: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(name, value, `expected a whole number of ${unit} from ${min} to ${max}`);
+  }
+  return value;
+}
+
+const MAX_WINDOW = 2 ** 31 - 1;
+
+/** Checks limits.http2 (Kestrel's ranges) and fills its defaults. */
+function resolveHttp2Limits(given: unknown): Http2Limits {
+  if (given === undefined) return { ...DEFAULT_HTTP2_LIMITS };
+  if (given === null || typeof given !== "object") throw invalid("http2", given, "expected an object");
+  const g = given as Record<string, unknown>;
+  for (const key of Object.keys(g)) {
+    if (!(key in DEFAULT_HTTP2_LIMITS)) throw invalid(`http2.${key}`, g[key], "unknown limit");
+  }
+  const pick = (key: keyof Http2Limits): unknown => (g[key] === undefined ? DEFAULT_HTTP2_LIMITS[key] : g[key]);
+  const delay = pick("keepAlivePingDelay");
+  return {
+    maxStreamsPerConnection: whole("http2.maxStreamsPerConnection", pick("maxStreamsPerConnection"), 1, 2 ** 32 - 1, "streams"),
+    headerTableSize: whole("http2.headerTableSize", pick("headerTableSize"), 0, 2 ** 32 - 1, "bytes"),
+    maxFrameSize: whole("http2.maxFrameSize", pick("maxFrameSize"), 16_384, 16_777_215, "bytes"),
+    maxRequestHeaderFieldSize: whole("http2.maxRequestHeaderFieldSize", pick("maxRequestHeaderFieldSize"), 1, 2 ** 32 - 1, "bytes"),
+    initialConnectionWindowSize: whole("http2.initialConnectionWindowSize", pick("initialConnectionWindowSize"), 65_535, MAX_WINDOW, "bytes"),
+    initialStreamWindowSize: whole("http2.initialStreamWindowSize", pick("initialStreamWindowSize"), 65_535, MAX_WINDOW, "bytes"),
+    keepAlivePingDelay: delay === null ? null : whole("http2.keepAlivePingDelay", delay, 1000, 2 ** 31 - 1, "milliseconds (or null for off)"),
+    keepAlivePingTimeout: whole("http2.keepAlivePingTimeout", pick("keepAlivePingTimeout"), 1000, 2 ** 31 - 1, "milliseconds"),
+  };
+}
+
 /** Fills defaults and checks every given limit; unknown keys are errors. */
-export function resolveLimits(given: Partial<ServerLimits> | undefined): ServerLimits {
-  if (given === undefined) return { ...DEFAULT_LIMITS };
+export function resolveLimits(given: LimitsOptions | undefined): ServerLimits {
+  if (given === undefined) return { ...DEFAULT_LIMITS, http2: { ...DEFAULT_HTTP2_LIMITS } };
   if (given === null || typeof given !== "object") {
     throw new PeregrineError(ErrorCodes.INVALID_OPTION, `limits must be an object, not ${String(given)}`);
   }
   for (const key of Object.keys(given)) {
     if (!(key in DEFAULT_LIMITS)) throw invalid(key, (given as Record<string, unknown>)[key], "unknown limit");
   }
-  const pick = <K extends keyof ServerLimits>(key: K): unknown => (given[key] === undefined ? DEFAULT_LIMITS[key] : given[key]);
+  const pick = <K extends keyof ServerLimits>(key: K): unknown =>
+    (given as Record<string, unknown>)[key] === undefined ? DEFAULT_LIMITS[key] : (given as Record<string, unknown>)[key];
   return {
     maxRequestBodySize: bytes("maxRequestBodySize", pick("maxRequestBodySize"), true),
     maxRequestBufferSize: bytes("maxRequestBufferSize", pick("maxRequestBufferSize"), false, 1024) as number,
     maxResponseBufferSize: bytes("maxResponseBufferSize", pick("maxResponseBufferSize"), false, 1) as number,
+    http2: resolveHttp2Limits(given.http2),
   };
 }

@@ -1,0 +1,42 @@
+import { ErrorCodes, PeregrineError } from "../errors.js";
+
+/** Which HTTP versions an endpoint speaks. */
+export type HttpProtocols = "http1" | "http2" | "http1AndHttp2";
+
+/**
+ * An endpoint with options, beside the plain `urls`. Over TLS, ALPN picks h2 or
+ * http/1.1 among `protocols`; in cleartext, "http1AndHttp2" serves h2c to clients that
+ * open with the HTTP/2 preface and HTTP/1.1 to the rest, and "http2" serves only h2c.
+ */
+export interface EndpointOptions {
+  url: string;
+  /** Default "http1AndHttp2". */
+  protocols?: HttpProtocols;
+}
+
+const PROTOCOLS = new Set(["http1", "http2", "http1AndHttp2"]);
+
+/** Checks the `endpoints` option; unknown keys and protocols are errors. */
+export function validateEndpoints(endpoints: unknown): EndpointOptions[] {
+  if (!Array.isArray(endpoints)) {
+    throw new PeregrineError(ErrorCodes.INVALID_OPTION, "endpoints must be an array of { url, protocols? }");
+  }
+  return endpoints.map((e: unknown, i) => {
+    if (e === null || typeof e !== "object" || typeof (e as EndpointOptions).url !== "string") {
+      throw new PeregrineError(ErrorCodes.INVALID_OPTION, `endpoints[${i}] must be { url: string, protocols? }`);
+    }
+    for (const key of Object.keys(e)) {
+      if (key !== "url" && key !== "protocols") {
+        throw new PeregrineError(ErrorCodes.INVALID_OPTION, `endpoints[${i}].${key} is not an endpoint option (known: url, protocols)`);
+      }
+    }
+    const { url, protocols } = e as EndpointOptions;
+    if (protocols !== undefined && !PROTOCOLS.has(protocols)) {
+      throw new PeregrineError(
+        ErrorCodes.INVALID_OPTION,
+        `endpoints[${i}].protocols = ${JSON.stringify(protocols)} is invalid: use "http1", "http2" or "http1AndHttp2"`,
+      );
+    }
+    return protocols === undefined ? { url } : { url, protocols };
+  });
+}

@@ -1,0 +1,338 @@
+import { ErrorCodes, PeregrineError } from "../errors.js";
+import {
+  type BodyChunk,
+  FeatureCollection,
+  type FeatureKey,
+  IHttpConnectionFeature,
+  IHttpMaxRequestBodySizeFeature,
+  IHttpRequestFeature,
+  IHttpRequestIdentifierFeature,
+  IHttpRequestLifetimeFeature,
+  IHttpResponseBodyFeature,
+  IHttpResponseFeature,
+} from "../features/index.js";
+import { HeaderDictionary } from "../http/headers.js";
+import type { Logger } from "../logging.js";
+import { validateStatus } from "../native/exchange.js";
+import type { RequestBody, RequestBodyOwner } from "./request-body.js";
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+const NOT_STARTED = 0;
+const STARTED = 1;
+const COMPLETED = 2;
+const ABORTED = 3;
+
+type Callback = () => void | Promise<void>;
+
+/** The form connection ids take in trace identifiers, shared with the native server. */
+export function connectionIdString(id: number): string {
+  return id.toString(36).toUpperCase().padStart(8, "0");
+}
+
+export function abortReason(): PeregrineError {
+  return new PeregrineError(ErrorCodes.REQUEST_ABORTED, "the request was aborted");
+}
+
+/**
+ * One request/response exchange on a server written in TypeScript (NodeServer,
+ * TestServer). Like the native exchange, it is the feature collection and implements
+ * the response, response-body, lifetime, identifier and max-request-body-size features
+ * itself. The state machine (headers lock when the response starts, onStarting before
+ * the head, onCompleted once it is over, backpressure, aborts) lives here once;
+ * subclasses only move bytes through the `send*` hooks and report transport events
+ * through `onDrain`, `onAborted` and `onClosed`.
+ */
+export abstract class ServerExchange
+  extends FeatureCollection
+  implements
+    IHttpResponseFeature,
+    IHttpResponseBodyFeature,
+    IHttpRequestLifetimeFeature,
+    IHttpRequestIdentifierFeature,
+    IHttpMaxRequestBodySizeFeature,
+    RequestBodyOwner
+{
+  abstract readonly request: IHttpRequestFeature;
+  abstract readonly requestBody: RequestBody;
+  readonly #logger: Logger;
+  #state = NOT_STARTED;
+  #statusCode = 200;
+  reasonPhrase: string | undefined;
+  #headers: HeaderDictionary | undefined;
+  #trailers: HeaderDictionary | undefined;
+  #onStarting: Callback[] | undefined;
+  #onCompleted: Callback[] | undefined;
+  #starting: Promise<void> | undefined;
+  #drainWaiters: (() => void)[] | undefined;
+  #controller: AbortController | undefined;
+  #traceIdentifier: string | undefined;
+  #maxRequestBodySize: number | null;
+  #closed = false;
+
+  constructor(logger: Logger, maxRequestBodySize: number | null) {
+    super();
+    this.#logger = logger;
+    this.#maxRequestBodySize = maxRequestBodySize;
+  }
+
+  // ---- what subclasses provide ----
+
+  /** Sends the status line and headers; the body follows in sendChunk calls. */
+  protected abstract sendHead(): void;
+  /** Sends the whole response at once: head, then `chunk` (if any) as the whole body. */
+  protected abstract sendWhole(chunk: BodyChunk | undefined): void;
+  /** Sends a body chunk; false when the transport is full (call onDrain when it is not). */
+  protected abstract sendChunk(chunk: BodyChunk): boolean;
+  /** Ends a started response, with trailers when the app set any. */
+  protected abstract sendEnd(trailers: HeaderDictionary | undefined): void;
+  /** Drops the exchange: close the connection (HTTP/1.1) or reset the stream (HTTP/2). */
+  protected abstract destroy(): void;
+  /** The connection feature, made when first asked for. */
+  protected abstract connection(): IHttpConnectionFeature | undefined;
+  /** The trace identifier, made when first asked for. */
+  protected abstract makeTraceIdentifier(): string;
+
+  protected override resolve<T>(key: FeatureKey<T>): T | undefined {
+    switch (key as FeatureKey<unknown>) {
+      case IHttpRequestFeature:
+        return this.request as T;
+      case IHttpResponseFeature:
+      case IHttpResponseBodyFeature:
+      case IHttpRequestLifetimeFeature:
+      case IHttpRequestIdentifierFeature:
+      case IHttpMaxRequestBodySizeFeature:
+        return this as unknown as T;
+      case IHttpConnectionFeature:
+        return this.connection() as T | undefined;
+      default:
+        return undefined;
+    }
+  }
+
+  // ---- IHttpResponseFeature ----
+
+  get statusCode(): number {
+    return this.#statusCode;
+  }
+  set statusCode(value: number) {
+    if (this.#state !== NOT_STARTED) {
+      throw new PeregrineError(ErrorCodes.RESPONSE_STARTED, "the status code cannot change after the response has started");
+    }
+    this.#statusCode = validateStatus(value);
+  }
+
+  get headers(): HeaderDictionary {
+    this.#headers ??= new HeaderDictionary();
+    return this.#headers;
+  }
+  set headers(value: HeaderDictionary) {
+    this.#headers = value;
+  }
+
+  /** True when the app set any response header (saves making an empty dictionary). */
+  protected get hasHeaders(): boolean {
+    return this.#headers !== undefined && this.#headers.size > 0;
+  }
+
+  /** Response trailers, sent after a streamed body (HTTP/2, chunked HTTP/1.1). */
+  get trailers(): HeaderDictionary {
+    this.#trailers ??= new HeaderDictionary();
+    return this.#trailers;
+  }
+  set trailers(value: HeaderDictionary) {
+    this.#trailers = value;
+  }
+
+  get hasStarted(): boolean {
+    return this.#state !== NOT_STARTED;
+  }
+
+  onStarting(callback: Callback): void {
+    if (this.#state !== NOT_STARTED) {
+      throw new PeregrineError(ErrorCodes.RESPONSE_STARTED, "onStarting cannot be registered after the response has started");
+    }
+    (this.#onStarting ??= []).push(callback);
+  }
+
+  onCompleted(callback: Callback): void {
+    (this.#onCompleted ??= []).push(callback);
+  }
+
+  // ---- IHttpResponseBodyFeature ----
+
+  get isCompleted(): boolean {
+    return this.#state === COMPLETED || this.#state === ABORTED;
+  }
+
+  get isAborted(): boolean {
+    return this.#state === ABORTED;
+  }
+
+  start(): Promise<void> {
+    if (this.#state !== NOT_STARTED) return RESOLVED;
+    if (this.#onStarting !== undefined) {
+      this.#starting ??= this.#runOnStarting().then(() => this.#head());
+      return this.#starting;
+    }
+    this.#head();
+    return RESOLVED;
+  }
+
+  write(chunk: BodyChunk): Promise<void> {
+    const state = this.#state;
+    if (state === STARTED) return this.#write(chunk);
+    if (state === NOT_STARTED) return this.start().then(() => this.#write(chunk));
+    if (state === ABORTED) return RESOLVED;
+    return Promise.reject(new PeregrineError(ErrorCodes.RESPONSE_STARTED, "the response has completed; nothing more can be written"));
+  }
+
+  flush(): Promise<void> {
+    return this.#state === NOT_STARTED ? this.start() : RESOLVED;
+  }
+
+  complete(chunk?: BodyChunk): Promise<void> {
+    const state = this.#state;
+    if (state === NOT_STARTED) {
+      if (this.#onStarting !== undefined) return this.#runOnStarting().then(() => this.#whole(chunk));
+      this.#whole(chunk);
+      return RESOLVED;
+    }
+    if (state === STARTED) {
+      if (chunk === undefined) {
+        this.#end();
+        return RESOLVED;
+      }
+      return this.#write(chunk).then(() => this.#end());
+    }
+    return RESOLVED;
+  }
+
+  #head(): void {
+    if (this.#state !== NOT_STARTED) return;
+    this.sendHead();
+    this.#headers?.lock();
+    this.#state = STARTED;
+  }
+
+  #whole(chunk: BodyChunk | undefined): void {
+    if (this.#state !== NOT_STARTED) {
+      if (this.#state === STARTED) this.#end();
+      return;
+    }
+    this.#state = COMPLETED;
+    this.sendWhole(chunk);
+    this.#headers?.lock();
+  }
+
+  #write(chunk: BodyChunk): Promise<void> {
+    if (this.#state !== STARTED) return this.write(chunk);
+    if (this.sendChunk(chunk)) return RESOLVED;
+    return new Promise((resolve) => {
+      (this.#drainWaiters ??= []).push(resolve);
+    });
+  }
+
+  #end(): void {
+    if (this.#state !== STARTED) return;
+    this.#state = COMPLETED;
+    const trailers = this.#trailers;
+    this.sendEnd(trailers !== undefined && trailers.size > 0 ? trailers : undefined);
+  }
+
+  async #runOnStarting(): Promise<void> {
+    const callbacks = this.#onStarting;
+    this.#onStarting = undefined;
+    if (callbacks === undefined) return;
+    // Last registered runs first, as in ASP.NET Core.
+    for (let i = callbacks.length - 1; i >= 0; i--) await (callbacks[i] as Callback)();
+  }
+
+  /** The transport can take more: writers waiting on backpressure go on. */
+  protected onDrain(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = undefined;
+    if (waiters !== undefined) for (const resolve of waiters) resolve();
+  }
+
+  // ---- IHttpRequestLifetimeFeature ----
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#state === ABORTED) this.#controller.abort(abortReason());
+    }
+    return this.#controller.signal;
+  }
+
+  abort(): void {
+    if (this.#state === COMPLETED || this.#state === ABORTED) return;
+    this.onAborted();
+    this.destroy();
+  }
+
+  /** The client went away (or the app aborted): fire the signal, fail pending reads and writes. */
+  protected onAborted(): void {
+    if (this.#state === ABORTED || this.#state === COMPLETED) return;
+    this.#state = ABORTED;
+    const reason = abortReason();
+    this.#controller?.abort(reason);
+    this.requestBody.fail(reason);
+    this.onDrain();
+  }
+
+  /** The exchange is over on the transport: run onCompleted callbacks, once. */
+  protected onClosed(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.onDrain();
+    const callbacks = this.#onCompleted;
+    if (callbacks === undefined) return;
+    this.#onCompleted = undefined;
+    void runCompleted(callbacks, this.#logger);
+  }
+
+  /** True once onClosed ran. */
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  // ---- IHttpRequestIdentifierFeature ----
+
+  get traceIdentifier(): string {
+    this.#traceIdentifier ??= this.makeTraceIdentifier();
+    return this.#traceIdentifier;
+  }
+  set traceIdentifier(value: string) {
+    this.#traceIdentifier = value;
+  }
+
+  // ---- IHttpMaxRequestBodySizeFeature ----
+
+  get isReadOnly(): boolean {
+    return this.requestBody.started;
+  }
+
+  get maxRequestBodySize(): number | null {
+    return this.#maxRequestBodySize;
+  }
+  set maxRequestBodySize(value: number | null) {
+    if (this.isReadOnly) {
+      throw new PeregrineError(ErrorCodes.INVALID_OPTION, "maxRequestBodySize is read-only once the request body is being read");
+    }
+    if (value !== null && (!Number.isInteger(value) || value < 0)) {
+      throw new PeregrineError(ErrorCodes.INVALID_OPTION, `maxRequestBodySize ${value} is invalid: use a whole number of bytes >= 0, or null`);
+    }
+    this.#maxRequestBodySize = value;
+  }
+}
+
+async function runCompleted(callbacks: Callback[], logger: Logger): Promise<void> {
+  for (let i = callbacks.length - 1; i >= 0; i--) {
+    try {
+      await (callbacks[i] as Callback)();
+    } catch (error) {
+      logger.error({ err: error }, "An onCompleted callback failed");
+    }
+  }
+}
