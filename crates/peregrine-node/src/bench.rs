@@ -1,0 +1,140 @@
+//! Synthetic requests for bench/crossing.mjs, the N-API crossing micro-benchmark.
+//!
+//! They enter a started server's bridge exactly where hyper's requests do
+//! (`Handler::call`), so JS receives them through the tape and answers through
+//! `respond`, with no socket involved. Nothing here is used when serving.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use napi::bindgen_prelude::Function;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use peregrine_core::{ConnectionInfo, Handler, Request, RequestBody, RequestHead, Scheme};
+
+use crate::server::NativeServer;
+
+/// Weak: the running server already holds the event loop open.
+type DoneFn = ThreadsafeFunction<(), (), (), napi::Status, false, true>;
+
+type Pending = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Far above the core's connection ids, so the two never collide.
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1 << 48);
+
+/// A batch of `count` identical GET requests, as one keep-alive connection would send
+/// them (`GET {path} HTTP/1.1` with only a Host header, like wrk). `prepare()` builds
+/// the batch outside the timed region; `NativeServer.injectRequests` sends it.
+#[napi]
+pub struct SyntheticRequests {
+    count: u32,
+    path: String,
+    host: String,
+    connection: Arc<ConnectionInfo>,
+    requests: Vec<Request>,
+    on_done: Arc<DoneFn>,
+}
+
+#[napi]
+impl SyntheticRequests {
+    /// `host` is the server's "ip:port"; `onDone` is called, with no arguments, once
+    /// every request of an injected batch has received its response.
+    #[napi(constructor)]
+    pub fn new(
+        count: u32,
+        path: String,
+        host: String,
+        on_done: Function<(), ()>,
+    ) -> napi::Result<Self> {
+        let local: SocketAddr = host.parse().map_err(|_| {
+            napi::Error::from_reason(format!(
+                "host \"{host}\" must be an ip:port such as 127.0.0.1:5000"
+            ))
+        })?;
+        let on_done: DoneFn = on_done
+            .build_threadsafe_function()
+            .weak::<true>()
+            .build_callback(|_| Ok(()))?;
+        Ok(SyntheticRequests {
+            count,
+            path,
+            host,
+            connection: Arc::new(ConnectionInfo::new(
+                NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+                SocketAddr::from(([127, 0, 0, 1], 40000)),
+                local,
+                Scheme::Http,
+                None,
+            )),
+            requests: Vec::new(),
+            on_done: Arc::new(on_done),
+        })
+    }
+
+    /// Builds the next batch of `count` requests.
+    #[napi]
+    pub fn prepare(&mut self) -> napi::Result<()> {
+        self.requests.clear();
+        self.requests.reserve(self.count as usize);
+        for _ in 0..self.count {
+            let (parts, ()) = http::Request::get(self.path.as_str())
+                .header(http::header::HOST, self.host.as_str())
+                .body(())
+                .map_err(|e| napi::Error::from_reason(format!("path \"{}\": {e}", self.path)))?
+                .into_parts();
+            self.requests.push(Request {
+                head: RequestHead {
+                    parts,
+                    connection: self.connection.clone(),
+                },
+                body: RequestBody::full(bytes::Bytes::new()),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[napi]
+impl NativeServer {
+    /// Hands every prepared request of `batch` to the bridge, as hyper would.
+    ///
+    /// Each request is queued before this returns, on the JS thread, so the JS thread
+    /// wakes once and drains them as one batch. One task on the core's runtime then
+    /// waits for the responses and calls the batch's `onDone`.
+    #[napi]
+    pub fn inject_requests(&self, batch: &mut SyntheticRequests) -> napi::Result<()> {
+        if batch.requests.is_empty() {
+            return Err(napi::Error::from_reason(
+                "no synthetic requests are prepared: call prepare() before each injectRequests()",
+            ));
+        }
+        let runtime = peregrine_core::runtime::shared();
+        let _context = runtime.enter();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut pending: Vec<Pending> = Vec::with_capacity(batch.requests.len());
+        for request in batch.requests.drain(..) {
+            let bridge = self.bridge.clone();
+            let mut call: Pending = Box::pin(async move {
+                let _ = bridge.call(request).await;
+            });
+            // The first poll queues the request; later polls happen on the runtime,
+            // which registers its own waker. No response can arrive before then:
+            // responses come from this thread.
+            if call.as_mut().poll(&mut cx) == Poll::Pending {
+                pending.push(call);
+            }
+        }
+        let on_done = batch.on_done.clone();
+        runtime.spawn(async move {
+            for call in pending {
+                call.await;
+            }
+            on_done.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        });
+        Ok(())
+    }
+}
