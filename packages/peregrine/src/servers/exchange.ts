@@ -10,6 +10,7 @@ import {
   IHttpRequestLifetimeFeature,
   IHttpResponseBodyFeature,
   IHttpResponseFeature,
+  IHttpResponseTrailersFeature,
 } from "../features/index.js";
 import { HeaderDictionary } from "../http/headers.js";
 import type { Logger } from "../logging.js";
@@ -51,6 +52,7 @@ export abstract class ServerExchange
     IHttpRequestLifetimeFeature,
     IHttpRequestIdentifierFeature,
     IHttpMaxRequestBodySizeFeature,
+    IHttpResponseTrailersFeature,
     RequestBodyOwner
 {
   abstract readonly request: IHttpRequestFeature;
@@ -92,6 +94,8 @@ export abstract class ServerExchange
   protected abstract connection(): IHttpConnectionFeature | undefined;
   /** The trace identifier, made when first asked for. */
   protected abstract makeTraceIdentifier(): string;
+  /** Whether the transport can send response trailers (IHttpResponseTrailersFeature). */
+  protected abstract readonly sendsTrailers: boolean;
 
   protected override resolve<T>(key: FeatureKey<T>): T | undefined {
     switch (key as FeatureKey<unknown>) {
@@ -105,6 +109,8 @@ export abstract class ServerExchange
         return this as unknown as T;
       case IHttpConnectionFeature:
         return this.connection() as T | undefined;
+      case IHttpResponseTrailersFeature:
+        return this.sendsTrailers ? (this as unknown as T) : undefined;
       default:
         return undefined;
     }
@@ -134,6 +140,8 @@ export abstract class ServerExchange
   protected get hasHeaders(): boolean {
     return this.#headers !== undefined && this.#headers.size > 0;
   }
+
+  // ---- IHttpResponseTrailersFeature ----
 
   /** Response trailers, sent after a streamed body (HTTP/2, chunked HTTP/1.1). */
   get trailers(): HeaderDictionary {

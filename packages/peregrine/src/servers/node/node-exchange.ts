@@ -1,31 +1,85 @@
 import type { ServerResponse } from "node:http";
-import type { Http2ServerResponse } from "node:http2";
-import type { BodyChunk, IHttpConnectionFeature } from "../../features/index.js";
-import type { HeaderDictionary } from "../../http/headers.js";
+import type { Http2ServerResponse, Http2Session } from "node:http2";
+import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import { ErrorCodes, PeregrineError } from "../../errors.js";
+import {
+  type BodyChunk,
+  type FeatureKey,
+  type IHttpConnectionFeature,
+  IHttpRequestTrailersFeature,
+  IHttpResetFeature,
+  IStreamIdFeature,
+  ITlsConnectionFeature,
+} from "../../features/index.js";
+import { HeaderDictionary } from "../../http/headers.js";
 import type { Logger } from "../../logging.js";
 import { connectionIdString, ServerExchange } from "../exchange.js";
 import { RequestBody } from "../request-body.js";
 import { declaredLength, hasNoBody, type NodeRequest, NodeRequestFeature, readableBodyReader } from "./node-request.js";
+import { NodeTlsConnection } from "./node-tls.js";
 
 export type NodeResponse = ServerResponse | Http2ServerResponse;
 
-/** What NodeServer keeps per connection: made on accept, so it outlives the socket's addresses. */
+/** Headers that describe an HTTP/1.1 connection; HTTP/2 forbids them (node throws on them). */
+const CONNECTION_HEADERS = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
+
+/**
+ * A connection (an HTTP/1.x socket or an HTTP/2 session): the connection feature, its
+ * TLS details, and what graceful stop needs to know (requests in flight).
+ */
 export class NodeConnection implements IHttpConnectionFeature {
   readonly connectionId: string;
   remoteAddress: string;
   remotePort: number;
   localAddress: string;
   localPort: number;
+  /** Requests seen, for trace identifiers. */
   requests = 0;
-  constructor(
-    readonly id: number,
-    socket: { remoteAddress?: string | undefined; remotePort?: number | undefined; localAddress?: string | undefined; localPort?: number | undefined },
-  ) {
+  /** Requests in flight. */
+  active = 0;
+  readonly #socket: Socket;
+  readonly #session: Http2Session | undefined;
+  #tls: NodeTlsConnection | undefined;
+  #closing = false;
+
+  constructor(id: number, socket: Socket, session: Http2Session | undefined) {
     this.connectionId = connectionIdString(id);
+    this.#socket = socket;
+    this.#session = session;
     this.remoteAddress = socket.remoteAddress ?? "";
     this.remotePort = socket.remotePort ?? 0;
     this.localAddress = socket.localAddress ?? "";
     this.localPort = socket.localPort ?? 0;
+  }
+
+  get tls(): NodeTlsConnection | undefined {
+    if (this.#tls === undefined && (this.#socket as TLSSocket).encrypted === true) {
+      this.#tls = new NodeTlsConnection(this.#socket as TLSSocket);
+    }
+    return this.#tls;
+  }
+
+  get isHttp2(): boolean {
+    return this.#session !== undefined;
+  }
+
+  /** Graceful stop: HTTP/2 sends GOAWAY and lets open streams finish; HTTP/1.1 closes once idle. */
+  closeWhenIdle(): void {
+    this.#closing = true;
+    if (this.#session !== undefined) {
+      if (!this.#session.closed && !this.#session.destroyed) this.#session.close();
+    } else if (this.active === 0) this.#socket.end();
+  }
+
+  exchangeEnded(): void {
+    this.active--;
+    if (this.#closing && this.active === 0 && this.#session === undefined) this.#socket.end();
+  }
+
+  destroy(): void {
+    if (this.#session !== undefined) this.#session.destroy();
+    else this.#socket.destroy();
   }
 }
 
@@ -33,14 +87,41 @@ export class NodeConnection implements IHttpConnectionFeature {
 export interface NodeExchangeOwner {
   readonly logger: Logger;
   readonly addServerHeader: boolean;
-  /** True once stop() began: responses ask the client to close the connection. */
+  readonly maxRequestBodySize: number | null;
+  /** True once stop() began: HTTP/1.1 responses ask the client to close the connection. */
   readonly stopping: boolean;
-  /** The exchange is over on the transport. */
-  release(exchange: NodeExchange): void;
 }
 
 function isHttp2(res: NodeResponse): res is Http2ServerResponse {
   return "stream" in res;
+}
+
+/** IHttpRequestTrailersFeature: node fills `rawTrailers` when the request has ended. */
+class NodeRequestTrailers implements IHttpRequestTrailersFeature {
+  readonly #req: NodeRequest;
+  #trailers: HeaderDictionary | undefined;
+  constructor(req: NodeRequest) {
+    this.#req = req;
+  }
+  get available(): boolean {
+    return this.#req.complete;
+  }
+  get trailers(): HeaderDictionary {
+    if (!this.available) {
+      throw new PeregrineError(
+        ErrorCodes.TRAILERS_NOT_AVAILABLE,
+        "request trailers are not available until the request body has been read to the end",
+      );
+    }
+    if (this.#trailers === undefined) {
+      const raw = this.#req.rawTrailers;
+      const pairs: [string, string][] = [];
+      for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i] as string, raw[i + 1] as string]);
+      this.#trailers = new HeaderDictionary(pairs);
+      this.#trailers.lock();
+    }
+    return this.#trailers;
+  }
 }
 
 /**
@@ -48,15 +129,18 @@ function isHttp2(res: NodeResponse): res is Http2ServerResponse {
  * compatibility API) request and response. The state machine is ServerExchange's; this
  * class maps its hooks onto `res.writeHead`, `write`, `end`, `drain` and `close`.
  */
-export class NodeExchange extends ServerExchange {
+export class NodeExchange extends ServerExchange implements IHttpResetFeature {
   readonly request: NodeRequestFeature;
   readonly requestBody: RequestBody;
   readonly req: NodeRequest;
   readonly res: NodeResponse;
+  protected readonly sendsTrailers = true;
   readonly #owner: NodeExchangeOwner;
   readonly #connection: NodeConnection;
   readonly #requestNumber: number;
   readonly #expectContinue: boolean;
+  readonly #http2: boolean;
+  #requestTrailers: NodeRequestTrailers | undefined;
   #closeConnection = false;
   #wroteBody = false;
 
@@ -65,13 +149,15 @@ export class NodeExchange extends ServerExchange {
     req: NodeRequest,
     res: NodeResponse,
     connection: NodeConnection,
-    options: { https: boolean; expectContinue: boolean; maxRequestBodySize: number | null },
+    options: { https: boolean; expectContinue: boolean },
   ) {
-    super(owner.logger, options.maxRequestBodySize);
+    super(owner.logger, owner.maxRequestBodySize);
     this.#owner = owner;
     this.req = req;
     this.res = res;
+    this.#http2 = isHttp2(res);
     this.#connection = connection;
+    connection.active++;
     this.#requestNumber = ++connection.requests;
     this.#expectContinue = options.expectContinue;
     this.requestBody = new RequestBody(this, hasNoBody(req) ? undefined : readableBodyReader(req), declaredLength(req));
@@ -82,8 +168,26 @@ export class NodeExchange extends ServerExchange {
     res.on("close", () => {
       if (!res.writableFinished) this.onAborted();
       this.onClosed();
-      owner.release(this);
+      connection.exchangeEnded();
     });
+  }
+
+  protected override resolve<T>(key: FeatureKey<T>): T | undefined {
+    const found = super.resolve(key);
+    if (found !== undefined) return found;
+    switch (key as FeatureKey<unknown>) {
+      case ITlsConnectionFeature:
+        return this.#connection.tls as T | undefined;
+      case IHttpRequestTrailersFeature:
+        this.#requestTrailers ??= new NodeRequestTrailers(this.req);
+        return this.#requestTrailers as T;
+      case IStreamIdFeature:
+        return this.#http2 ? ({ streamId: (this.res as Http2ServerResponse).stream.id ?? 0 } satisfies IStreamIdFeature as T) : undefined;
+      case IHttpResetFeature:
+        return this.#http2 ? (this as unknown as T) : undefined;
+      default:
+        return undefined;
+    }
   }
 
   protected connection(): IHttpConnectionFeature {
@@ -92,6 +196,17 @@ export class NodeExchange extends ServerExchange {
 
   protected makeTraceIdentifier(): string {
     return `${this.#connection.connectionId}:${this.#requestNumber.toString(16).padStart(8, "0").toUpperCase()}`;
+  }
+
+  // ---- IHttpResetFeature ----
+
+  reset(errorCode: number): void {
+    if (!Number.isInteger(errorCode) || errorCode < 0 || errorCode > 0xffff_ffff) {
+      throw new PeregrineError(ErrorCodes.INVALID_OPTION, `reset(${errorCode}): the error code must be a whole number from 0 to 2^32-1`);
+    }
+    if (this.isCompleted) return;
+    this.onAborted();
+    (this.res as Http2ServerResponse).stream.close(errorCode);
   }
 
   // ---- RequestBodyOwner ----
@@ -111,11 +226,14 @@ export class NodeExchange extends ServerExchange {
   #applyHead(): void {
     const res = this.res;
     res.statusCode = this.statusCode;
-    const h2 = isHttp2(res);
+    const h2 = this.#http2;
     // HTTP/2 has no reason phrases (node warns when one is set).
     if (!h2 && this.reasonPhrase !== undefined) res.statusMessage = this.reasonPhrase;
     if (this.hasHeaders) {
-      for (const [name, value] of Object.entries(this.headers.toJSON())) res.setHeader(name, value);
+      for (const [name, value] of Object.entries(this.headers.toJSON())) {
+        if (h2 && CONNECTION_HEADERS.has(name)) continue;
+        res.setHeader(name, value);
+      }
     }
     if (this.#owner.addServerHeader && !res.hasHeader("server")) res.setHeader("server", "Peregrine");
     if (!h2 && (this.#closeConnection || this.#owner.stopping)) (res as ServerResponse).shouldKeepAlive = false;
@@ -123,18 +241,18 @@ export class NodeExchange extends ServerExchange {
 
   protected sendHead(): void {
     this.#applyHead();
-    const res = this.res;
+    const res = this.res as ServerResponse;
     res.writeHead(this.statusCode);
     // An explicit start() sends the head at once; a write() right after sends it with the first chunk.
     queueMicrotask(() => {
-      if (!this.#wroteBody && !res.writableEnded && !res.destroyed) (res as ServerResponse).flushHeaders();
+      if (!this.#wroteBody && !res.writableEnded && !res.destroyed) res.flushHeaders();
     });
   }
 
   protected sendWhole(chunk: BodyChunk | undefined): void {
     this.#applyHead();
     const res = this.res;
-    // node:http sends no Content-Length for HEAD; the native core does, as the GET would.
+    // node sends no Content-Length for HEAD; the native core does, as the GET would.
     if (chunk !== undefined && this.request.method === "HEAD" && !res.hasHeader("content-length")) {
       res.setHeader("content-length", typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.byteLength);
     }
@@ -150,7 +268,10 @@ export class NodeExchange extends ServerExchange {
 
   protected sendEnd(trailers: HeaderDictionary | undefined): void {
     const res = this.res;
-    if (trailers !== undefined) res.addTrailers(trailers.toJSON());
+    if (trailers !== undefined) {
+      if (this.#http2) (res as Http2ServerResponse).addTrailers(trailers.toJSON());
+      else (res as ServerResponse).addTrailers([...trailers]);
+    }
     res.end();
   }
 

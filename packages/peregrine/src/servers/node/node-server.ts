@@ -1,35 +1,65 @@
 import http from "node:http";
-import type { Socket } from "node:net";
+import http2 from "node:http2";
+import https from "node:https";
+import type { Server as NetServer, Socket } from "node:net";
+import type { TLSSocket, Server as TlsServer } from "node:tls";
 import { ErrorCodes, PeregrineError } from "../../errors.js";
 import { FeatureCollection, type IFeatureCollection, IServerAddressesFeature } from "../../features/index.js";
 import { createConsoleLogger, type Logger } from "../../logging.js";
-import { resolveLimits, type ServerLimits } from "../../server/limits.js";
+import { type EndpointOptions, type HttpProtocols, validateEndpoints } from "../../server/endpoints.js";
+import { type LimitsOptions, resolveLimits, type ServerLimits } from "../../server/limits.js";
 import type { IHttpApplication, IServer } from "../../server/server.js";
+import type { TlsOptions } from "../../server/tls.js";
 import { bindError, type EndpointUrl, parseEndpointUrl, urlFor } from "../endpoint-url.js";
 import { NodeConnection, NodeExchange, type NodeExchangeOwner, type NodeResponse } from "./node-exchange.js";
+import { applyHttp2Limits, http2ServerOptions, httpServerOptions } from "./node-limits.js";
 import type { NodeRequest } from "./node-request.js";
-import { httpServerOptions } from "./node-limits.js";
+import { applyTls, type NodeTlsSettings, nodeTlsSettings, refusesPeer, secureServerOptions } from "./node-tls.js";
 
 export interface NodeServerOptions {
-  /** Request and response limits; docs/limits.md, and docs/servers.md for what node:http cannot enforce. */
-  limits?: Parameters<typeof resolveLimits>[0];
+  /** Request and response limits; docs/limits.md, and docs/servers.md for what node cannot enforce. */
+  limits?: LimitsOptions;
+  /** Certificates for the https endpoints; docs/tls.md. */
+  tls?: TlsOptions;
+  /** Endpoints with options, listened on after the addresses in the server-addresses feature. */
+  endpoints?: EndpointOptions[];
   /** Milliseconds in-flight requests get to finish on stop(). Default 30000. */
   shutdownTimeout?: number;
   /** Adds `Server: Peregrine` to responses. Default true. */
   addServerHeader?: boolean;
+  /** Default: the console, at PEREGRINE_LOG_LEVEL or "info". */
   logger?: Logger;
 }
 
-/** A bound listener: the node server behind one address of an endpoint. */
+/**
+ * Which node server serves an endpoint:
+ * - http1 in cleartext: node:http; over TLS: node:https;
+ * - http2 in cleartext: node:http2 (h2c with prior knowledge);
+ * - http2 or http1AndHttp2 over TLS: node:http2's secure server, HTTP/1.1 allowed for
+ *   http1AndHttp2 (ALPN picks);
+ * - http1AndHttp2 in cleartext: node:http, HTTP/1.1 only (node cannot serve h2c and
+ *   HTTP/1.1 on one port; docs/servers.md).
+ */
+type Transport = "http" | "https" | "h2c" | "h2";
+
+function transportFor(scheme: "http" | "https", protocols: HttpProtocols): Transport {
+  if (scheme === "https") return protocols === "http1" ? "https" : "h2";
+  return protocols === "http2" ? "h2c" : "http";
+}
+
+type AnyServer = http.Server | https.Server | http2.Http2Server | http2.Http2SecureServer;
+
+/** A bound listener: one node server behind one address of an endpoint. */
 interface Listener {
-  server: http.Server;
+  server: AnyServer;
+  transport: Transport;
   url: string;
 }
 
 /**
- * The runtime's own HTTP stack behind the server contract, the way HTTP.sys is the
- * platform's own for ASP.NET Core: node:http for http:// endpoints. It supplies the
- * same features as the NativeServer, so an app runs unchanged on either. Choose it
+ * The runtime's own HTTP stack behind the server contract, as HTTP.sys is the
+ * platform's own for ASP.NET Core: node:http, node:https and node:http2. It supplies
+ * the same features as the NativeServer, so an app runs unchanged on either. Choose it
  * where no prebuilt native binary fits, or to debug down to the JS layer.
  */
 export class NodeServer implements IServer, NodeExchangeOwner {
@@ -37,12 +67,15 @@ export class NodeServer implements IServer, NodeExchangeOwner {
   readonly logger: Logger;
   readonly addServerHeader: boolean;
   readonly #addresses: string[] = [];
+  readonly #endpoints: EndpointOptions[];
   readonly #limits: ServerLimits;
   readonly #shutdownTimeout: number;
+  #tlsOptions: TlsOptions | undefined;
+  #tls: NodeTlsSettings | undefined;
   readonly #listeners: Listener[] = [];
-  readonly #connections = new WeakMap<object, NodeConnection>();
+  /** Open connections by their socket (HTTP/1.x) or session (HTTP/2). */
+  readonly #connections = new Map<object, NodeConnection>();
   readonly #sockets = new Set<Socket>();
-  readonly #exchanges = new Set<NodeExchange>();
   #connectionCount = 0;
   #application: IHttpApplication<unknown> | undefined;
   #started = false;
@@ -56,6 +89,8 @@ export class NodeServer implements IServer, NodeExchangeOwner {
       throw new PeregrineError(ErrorCodes.INVALID_OPTION, `shutdownTimeout = ${String(timeout)} is invalid: expected milliseconds >= 0`);
     }
     this.#shutdownTimeout = timeout;
+    this.#endpoints = options.endpoints === undefined ? [] : validateEndpoints(options.endpoints);
+    this.#tlsOptions = options.tls;
     this.addServerHeader = options.addServerHeader ?? true;
     this.logger = options.logger ?? createConsoleLogger();
     this.features.set(IServerAddressesFeature, { addresses: this.#addresses });
@@ -65,26 +100,40 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     return this.#stopping;
   }
 
+  get maxRequestBodySize(): number | null {
+    return this.#limits.maxRequestBodySize;
+  }
+
   /** Requests currently in flight. */
   get inFlight(): number {
-    return this.#exchanges.size;
+    let count = 0;
+    for (const connection of this.#connections.values()) count += connection.active;
+    return count;
   }
 
   async start<TContext>(application: IHttpApplication<TContext>): Promise<void> {
     if (this.#started) throw new PeregrineError(ErrorCodes.ALREADY_STARTED, "the node server was already started");
-    this.#started = true;
-    this.#application = application as IHttpApplication<unknown>;
-    const endpoints = this.#addresses.map(parseEndpointUrl);
+    const endpoints: [EndpointUrl, HttpProtocols][] = [
+      ...this.#addresses.map((url): [EndpointUrl, HttpProtocols] => [parseEndpointUrl(url), "http1AndHttp2"]),
+      ...this.#endpoints.map((e): [EndpointUrl, HttpProtocols] => [parseEndpointUrl(e.url), e.protocols ?? "http1AndHttp2"]),
+    ];
     if (endpoints.length === 0) {
       throw new PeregrineError(ErrorCodes.INVALID_OPTION, "no endpoints to listen on: give at least one URL");
     }
-    for (const endpoint of endpoints) {
-      if (endpoint.scheme === "https") {
-        throw new PeregrineError(ErrorCodes.UNSUPPORTED_SCHEME, `endpoint "${endpoint.url}" is https, but the node server has no TLS options yet`);
+    const secure = endpoints.filter(([e]) => e.scheme === "https").map(([e]) => `"${e.url}"`);
+    if (secure.length > 0) {
+      if (this.#tlsOptions === undefined) {
+        throw new PeregrineError(
+          ErrorCodes.TLS_NOT_CONFIGURED,
+          `TLS for ${secure.join(", ")}: no certificate: set the tls option (tls.cert and tls.key, or tls.sni)`,
+        );
       }
+      this.#tls = nodeTlsSettings(this.#tlsOptions, secure.join(", "));
     }
+    this.#started = true;
+    this.#application = application as IHttpApplication<unknown>;
     try {
-      for (const endpoint of endpoints) await this.#bind(endpoint);
+      for (const [endpoint, protocols] of endpoints) await this.#bind(endpoint, transportFor(endpoint.scheme, protocols));
     } catch (error) {
       // Nothing stays bound when any endpoint fails, as with the native server.
       await Promise.all(this.#listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve()))));
@@ -95,10 +144,27 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     this.#addresses.splice(0, this.#addresses.length, ...this.#listeners.map((l) => l.url));
   }
 
-  async #bind(endpoint: EndpointUrl): Promise<void> {
+  /**
+   * Swaps the TLS certificate set: connections opened from now on get `tls`, open ones
+   * keep theirs. A bad certificate or key throws, and the current set stays in use.
+   */
+  reloadTls(tls: TlsOptions): void {
+    const secure = this.#listeners.filter((l) => l.transport === "https" || l.transport === "h2");
+    const next = nodeTlsSettings(tls, secure.map((l) => `"${l.url}"`).join(", ") || "the https endpoints");
+    this.#tlsOptions = tls;
+    if (this.#tls === undefined) {
+      this.#tls = next;
+      return;
+    }
+    for (const { server } of secure) applyTls(server as TlsServer, this.#tls, next);
+    this.#tls.native = next.native;
+    this.#tls.contexts = next.contexts;
+  }
+
+  async #bind(endpoint: EndpointUrl, transport: Transport): Promise<void> {
     let port = endpoint.port;
     for (const [i, host] of endpoint.hosts.entries()) {
-      const server = this.#createServer();
+      const server = this.#createServer(transport);
       try {
         await listen(server, host, port);
       } catch (error) {
@@ -109,23 +175,51 @@ export class NodeServer implements IServer, NodeExchangeOwner {
       }
       const address = server.address();
       if (address !== null && typeof address === "object") port = address.port;
-      this.#listeners.push({ server, url: urlFor(endpoint.scheme, host, port) });
+      this.#listeners.push({ server, transport, url: urlFor(endpoint.scheme, host, port) });
     }
   }
 
-  #createServer(): http.Server {
-    const server = http.createServer(httpServerOptions(this.#limits));
-    server.on("connection", (socket: Socket) => this.#onConnection(socket));
-    server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => this.#dispatch(req, res, false));
-    server.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) => this.#dispatch(req, res, true));
-    server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(error, socket));
+  #createServer(transport: Transport): AnyServer {
+    const limits = this.#limits;
+    let server: AnyServer;
+    switch (transport) {
+      case "http":
+        server = http.createServer(httpServerOptions(limits));
+        break;
+      case "https":
+        server = https.createServer({ ...httpServerOptions(limits), ...secureServerOptions(this.#tls as NodeTlsSettings) });
+        break;
+      case "h2c":
+        server = http2.createServer(http2ServerOptions(limits));
+        break;
+      case "h2":
+        server = http2.createSecureServer({
+          ...http2ServerOptions(limits),
+          ...secureServerOptions(this.#tls as NodeTlsSettings),
+          allowHTTP1: true,
+        });
+        break;
+    }
+    server.on("connection", (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once("close", () => this.#sockets.delete(socket));
+    });
+    if (transport === "https" || transport === "h2") {
+      server.on("secureConnection", (socket: TLSSocket) => {
+        if (refusesPeer(this.#tls as NodeTlsSettings, socket)) socket.destroy();
+      });
+    }
+    if (transport === "h2c" || transport === "h2") {
+      server.on("session", (session: http2.ServerHttp2Session) => applyHttp2Limits(session, limits));
+    }
+    const onRequest = (expectContinue: boolean) => (req: NodeRequest, res: NodeResponse) =>
+      this.#dispatch(req, res, transport === "https" || transport === "h2", expectContinue);
+    server.on("request", onRequest(false));
+    server.on("checkContinue", onRequest(true));
+    if (transport === "http" || transport === "https") {
+      server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(error, socket));
+    }
     return server;
-  }
-
-  #onConnection(socket: Socket): void {
-    this.#connections.set(socket, new NodeConnection(++this.#connectionCount, socket));
-    this.#sockets.add(socket);
-    socket.once("close", () => this.#sockets.delete(socket));
   }
 
   /** Malformed requests get node:http's own answer (400, 408 or 431); the reason is logged. */
@@ -138,14 +232,23 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     socket.destroy(error);
   }
 
-  #dispatch(req: NodeRequest, res: NodeResponse, expectContinue: boolean): void {
-    const connection = this.#connections.get(req.socket) ?? new NodeConnection(++this.#connectionCount, req.socket);
-    const exchange = new NodeExchange(this, req, res, connection, {
-      https: false,
-      expectContinue,
-      maxRequestBodySize: this.#limits.maxRequestBodySize,
-    });
-    this.#exchanges.add(exchange);
+  /** The connection a request arrived on, made on its first request. */
+  #connectionOf(req: NodeRequest): NodeConnection {
+    const session = "stream" in req && req.stream !== undefined ? req.stream.session : undefined;
+    const key: object = session ?? req.socket;
+    let connection = this.#connections.get(key);
+    if (connection === undefined) {
+      const target = session ?? (req.socket as Socket);
+      connection = new NodeConnection(++this.#connectionCount, req.socket, session);
+      this.#connections.set(key, connection);
+      target.once("close", () => this.#connections.delete(key));
+      if (this.#stopping) connection.closeWhenIdle();
+    }
+    return connection;
+  }
+
+  #dispatch(req: NodeRequest, res: NodeResponse, https: boolean, expectContinue: boolean): void {
+    const exchange = new NodeExchange(this, req, res, this.#connectionOf(req), { https, expectContinue });
     const application = this.#application as IHttpApplication<unknown>;
     let context: unknown;
     let pending: Promise<void> | undefined;
@@ -188,39 +291,27 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     }
   }
 
-  release(exchange: NodeExchange): void {
-    this.#exchanges.delete(exchange);
-    // While stopping, a connection whose last response just finished is idle: close it.
-    if (this.#stopping) setImmediate(() => this.#closeIdle());
-  }
-
-  #closeIdle(): void {
-    for (const { server } of this.#listeners) server.closeIdleConnections();
-  }
-
   stop(signal?: AbortSignal): Promise<void> {
     if (!this.#started) return Promise.resolve();
     this.#stopped ??= new Promise<void>((resolve) => {
       this.#stopping = true;
       let open = this.#listeners.length;
       let timer: NodeJS.Timeout | undefined;
+      const force = () => {
+        for (const connection of this.#connections.values()) connection.destroy();
+        for (const socket of this.#sockets) socket.destroy();
+      };
       const done = () => {
         if (--open > 0) return;
         if (timer !== undefined) clearTimeout(timer);
         signal?.removeEventListener("abort", force);
         resolve();
       };
-      const force = () => {
-        for (const { server } of this.#listeners) server.closeAllConnections();
-        for (const socket of this.#sockets) socket.destroy();
-      };
-      if (open === 0) {
-        resolve();
-        return;
-      }
-      // Stops accepting; the callback runs once every connection has closed.
-      for (const { server } of this.#listeners) server.close(() => done());
-      this.#closeIdle();
+      // Stop accepting; each callback runs once that listener's connections have all closed.
+      for (const { server } of this.#listeners) (server as NetServer).close(() => done());
+      // Idle keep-alive connections close now, busy ones after their last response;
+      // HTTP/2 sessions get GOAWAY and finish their open streams.
+      for (const connection of this.#connections.values()) connection.closeWhenIdle();
       if (signal?.aborted) force();
       else {
         signal?.addEventListener("abort", force, { once: true });
@@ -231,7 +322,7 @@ export class NodeServer implements IServer, NodeExchangeOwner {
   }
 }
 
-function listen(server: http.Server, host: string, port: number): Promise<void> {
+function listen(server: AnyServer, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (error: Error) => reject(error);
     server.once("error", onError);

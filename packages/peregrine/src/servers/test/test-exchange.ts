@@ -88,6 +88,9 @@ export class TestExchange extends ServerExchange {
     });
   }
 
+  /** fetch's Response has no trailers. */
+  protected readonly sendsTrailers = false;
+
   protected connection(): IHttpConnectionFeature {
     const port = Number(this.#init.url.port) || (this.#init.url.protocol === "https:" ? 443 : 80);
     this.#connection ??= {
