@@ -29,6 +29,12 @@ pub enum BodyChunk {
 
 enum Source {
     Incoming(Incoming),
+    /// An HTTP/2 stream served by `http2.rs`: data, then trailers.
+    H2 {
+        recv: h2::RecvStream,
+        content_length: Option<u64>,
+        data_done: bool,
+    },
     Full(Option<Bytes>),
 }
 
@@ -50,6 +56,23 @@ impl RequestBody {
         }
     }
 
+    pub(crate) fn h2(
+        recv: h2::RecvStream,
+        content_length: Option<u64>,
+        limit: Option<u64>,
+    ) -> Self {
+        RequestBody {
+            source: Source::H2 {
+                recv,
+                content_length,
+                data_done: false,
+            },
+            limit,
+            received: 0,
+            started: false,
+        }
+    }
+
     /// A body held in memory, for tests and in-process callers.
     pub fn full(data: impl Into<Bytes>) -> Self {
         let data = data.into();
@@ -65,6 +88,7 @@ impl RequestBody {
     pub fn is_end_stream(&self) -> bool {
         match &self.source {
             Source::Incoming(b) => b.is_end_stream(),
+            Source::H2 { recv, .. } => recv.is_end_stream(),
             Source::Full(d) => d.is_none(),
         }
     }
@@ -73,6 +97,7 @@ impl RequestBody {
     pub fn content_length(&self) -> Option<u64> {
         match &self.source {
             Source::Incoming(b) => b.size_hint().exact(),
+            Source::H2 { content_length, .. } => *content_length,
             Source::Full(d) => Some(d.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }
@@ -132,6 +157,9 @@ impl Body for RequestBody {
         }
         let frame = match &mut this.source {
             Source::Full(data) => data.take().map(|d| Ok(Frame::data(d))),
+            Source::H2 {
+                recv, data_done, ..
+            } => std::task::ready!(poll_h2(recv, data_done, cx)),
             Source::Incoming(body) => match std::task::ready!(Pin::new(body).poll_frame(cx)) {
                 None => None,
                 Some(Ok(frame)) => Some(Ok(frame)),
@@ -161,6 +189,37 @@ impl Body for RequestBody {
             Some(n) => SizeHint::with_exact(n),
             None => SizeHint::default(),
         }
+    }
+}
+
+/// Reads an HTTP/2 stream: DATA frames, then trailers. Each chunk's bytes are released
+/// to flow control as it is handed out, so the peer's window refills only as fast as
+/// the body is read.
+fn poll_h2(
+    recv: &mut h2::RecvStream,
+    data_done: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+    let read_failed = |e: h2::Error| {
+        Error::new(
+            ErrorCode::BodyRead,
+            format!("reading the request body failed: {e}"),
+        )
+    };
+    if !*data_done {
+        match std::task::ready!(recv.poll_data(cx)) {
+            Some(Ok(data)) => {
+                let _ = recv.flow_control().release_capacity(data.len());
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            }
+            Some(Err(e)) => return Poll::Ready(Some(Err(read_failed(e)))),
+            None => *data_done = true,
+        }
+    }
+    match std::task::ready!(recv.poll_trailers(cx)) {
+        Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+        Ok(None) => Poll::Ready(None),
+        Err(e) => Poll::Ready(Some(Err(read_failed(e)))),
     }
 }
 
@@ -333,6 +392,12 @@ enum Kind {
 /// A response body as hyper sees it.
 pub struct ResponseBody {
     kind: Kind,
+}
+
+impl Default for ResponseBody {
+    fn default() -> Self {
+        Self::empty()
+    }
 }
 
 impl ResponseBody {

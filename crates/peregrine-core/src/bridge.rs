@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::body::{BodyChunk, BodyWriter, ChannelSignal, RequestBody, ResponseBody, WriteOutcome};
 use crate::connection::ConnectionInfo;
 use crate::error::{Error, ErrorCode};
+use crate::guard::Rejection;
 use crate::handler::{Abort, Handler, Request, RequestHead, ResetStream, Response};
 
 /// Identifies one request/response exchange between the bridge and its host.
@@ -56,6 +57,13 @@ pub enum Event {
     /// A TLS connection that had requests has closed: per-connection data the host
     /// keeps for it can go.
     ConnectionClosed { connection_id: u64 },
+    /// The edge refused a request or a connection before it reached the host; for the
+    /// host's log.
+    Rejected {
+        reason: Rejection,
+        connection_id: u64,
+        remote: std::net::SocketAddr,
+    },
 }
 
 /// Wakes the host so that it calls [`Bridge::drain`]. Called from I/O threads at most
@@ -407,6 +415,14 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl Handler for Arc<Bridge> {
+    fn rejected(&self, reason: Rejection, connection: &ConnectionInfo) {
+        self.push(Event::Rejected {
+            reason,
+            connection_id: connection.id,
+            remote: connection.remote,
+        });
+    }
+
     fn connection_closed(&self, connection: &ConnectionInfo) {
         // Only TLS connections have per-connection data on the host side.
         if connection.tls.is_some() && connection.had_request() {

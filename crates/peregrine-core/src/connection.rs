@@ -9,18 +9,20 @@ use std::sync::Arc;
 
 use http::header::{HeaderValue, SERVER};
 use hyper::body::Incoming;
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::service::HttpService;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-use crate::body::{RequestBody, ResponseBody};
+use crate::body::RequestBody;
 use crate::endpoint::{Protocols, Scheme};
-use crate::handler::{Abort, Handler, Request, RequestHead, ResetStream};
+use crate::guard::{EdgeObserver, EdgeState, GuardSettings, GuardedIo, Rejection};
+use crate::handler::{Abort, Handler, Request, RequestHead, ResetStream, Response};
+use crate::http2::{self, Http2Settings};
 use crate::preface::{self, Detected, Rewind};
 use crate::server::Limits;
+use crate::stats::ServerStats;
 use crate::tls::{Alpn, TlsInfo};
 
 /// What a request knows about the connection it arrived on (the connection feature).
@@ -79,6 +81,8 @@ pub(crate) struct ConnectionSettings {
     pub protocols: Protocols,
     pub limits: Limits,
     pub add_server_header: bool,
+    pub stats: Arc<ServerStats>,
+    pub guard: Arc<GuardSettings>,
 }
 
 /// hyper connection builders for one listener. Which one serves a connection is
@@ -86,7 +90,8 @@ pub(crate) struct ConnectionSettings {
 /// protocols, by whether the client opens with the HTTP/2 preface (`preface.rs`).
 pub(crate) struct Builders {
     http1: http1::Builder,
-    http2: http2::Builder<TokioExecutor>,
+    http2: Http2Settings,
+    max_request_body_size: Option<u64>,
     protocols: Protocols,
 }
 
@@ -94,8 +99,12 @@ impl Builders {
     pub fn new(settings: &ConnectionSettings) -> Builders {
         Builders {
             http1: http1_builder(settings),
-            http2: http2_builder(settings),
+            http2: Http2Settings::new(
+                &settings.limits.http2,
+                settings.limits.max_request_body_size,
+            ),
             protocols: settings.protocols,
+            max_request_body_size: settings.limits.max_request_body_size,
         }
     }
 }
@@ -107,32 +116,17 @@ fn http1_builder(settings: &ConnectionSettings) -> http1::Builder {
         .writev(true)
         // No pipeline_flush: with it hyper reports "can buffer" unconditionally, so a
         // client that reads slowly makes the server buffer a whole streamed response.
-        .max_buf_size(settings.limits.max_request_buffer_size.max(8192));
-    http1
-}
-
-fn http2_builder(settings: &ConnectionSettings) -> http2::Builder<TokioExecutor> {
-    let h2 = &settings.limits.http2;
-    let mut http2 = http2::Builder::new(TokioExecutor::new());
-    http2
+        .max_buf_size(settings.limits.max_request_buffer_size.max(8192))
+        // The guard hands hyper a head only once it is complete, so hyper's header
+        // timer measures the idle time between requests: keepAliveTimeout.
         .timer(TokioTimer::new())
-        .max_concurrent_streams(h2.max_streams_per_connection)
-        .header_table_size(h2.header_table_size)
-        .max_frame_size(h2.max_frame_size)
-        .max_header_list_size(h2.max_request_header_field_size)
-        .initial_stream_window_size(h2.initial_stream_window_size)
-        .initial_connection_window_size(h2.initial_connection_window_size);
-    if let Some(delay) = h2.keep_alive_ping_delay {
-        http2
-            .keep_alive_interval(delay)
-            .keep_alive_timeout(h2.keep_alive_ping_timeout);
-    }
-    http2
+        .header_read_timeout(settings.limits.keep_alive_timeout);
+    http1
 }
 
 /// Why a request got no response.
 #[derive(Debug)]
-enum ServiceError {
+pub(crate) enum ServiceError {
     Abort(Abort),
     /// hyper resets an HTTP/2 stream with the code of an h2 error found among the
     /// service error's sources; HTTP/1.1 closes the connection.
@@ -172,18 +166,43 @@ pub(crate) async fn serve<H, IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let alpn = Alpn::of(info.tls.as_ref());
-    let service = service_fn(move |req: http::Request<Incoming>| {
+    let edge_state = Arc::new(EdgeState::default());
+    let edge = Edge {
+        settings: settings.guard.clone(),
+        connection: info.clone(),
+        observer: Arc::new(RejectionSink {
+            stats: settings.stats.clone(),
+            handler: handler.clone(),
+        }),
+        state: edge_state.clone(),
+    };
+    // HTTP/1.1 requests on a connection are served one after another, so a counter
+    // gives each its position: the guard marks refused ones by position.
+    let requests = Arc::new(AtomicU64::new(0));
+    // The application, as both protocols call it.
+    let app = move |req: http::Request<RequestBody>| {
         let handler = handler.clone();
         let info = info.clone();
         let settings = settings.clone();
+        let refusal = edge_state.refusal_for(requests.fetch_add(1, Ordering::Relaxed));
         async move {
+            if let Some(reason) = refusal {
+                let mut response: Response = reason.response();
+                if settings.add_server_header {
+                    response
+                        .headers_mut()
+                        .insert(SERVER, HeaderValue::from_static("Peregrine"));
+                }
+                return Ok(response);
+            }
+            settings.stats.request();
             let (parts, body) = req.into_parts();
             let request = Request {
                 head: RequestHead {
                     parts,
                     connection: info,
                 },
-                body: RequestBody::incoming(body, settings.limits.max_request_body_size),
+                body,
             };
             let mut response = handler.call(request).await.map_err(ServiceError::Abort)?;
             if let Some(ResetStream(code)) = response.extensions().get::<ResetStream>() {
@@ -197,7 +216,7 @@ pub(crate) async fn serve<H, IO>(
             }
             Ok::<_, ServiceError>(response)
         }
-    });
+    };
     let detected = match (alpn, builders.protocols) {
         (Alpn::Http2, _) | (Alpn::None, Protocols::Http2) => Detected::Http2,
         (Alpn::Http1, _) | (Alpn::None, Protocols::Http1) => Detected::Http1,
@@ -208,7 +227,7 @@ pub(crate) async fn serve<H, IO>(
             };
             match detected {
                 Ok((detected, io)) => {
-                    return serve_as(detected, io, &builders, service, shutdown, abort).await
+                    return serve_as(detected, io, &builders, edge, app, shutdown, abort).await
                 }
                 Err(_) => return,
             }
@@ -218,36 +237,66 @@ pub(crate) async fn serve<H, IO>(
         detected,
         Rewind::new(io, Vec::new()),
         &builders,
-        service,
+        edge,
+        app,
         shutdown,
         abort,
     )
     .await;
 }
 
-async fn serve_as<IO, S>(
+/// What the HTTP/1.1 edge guard needs for one connection.
+struct Edge {
+    settings: Arc<GuardSettings>,
+    connection: Arc<ConnectionInfo>,
+    observer: Arc<dyn EdgeObserver>,
+    state: Arc<EdgeState>,
+}
+
+/// Counts each refusal and tells the handler, which logs it.
+struct RejectionSink<H> {
+    stats: Arc<ServerStats>,
+    handler: Arc<H>,
+}
+
+impl<H: Handler> EdgeObserver for RejectionSink<H> {
+    fn rejected(&self, reason: Rejection, connection: &ConnectionInfo) {
+        self.stats.rejected(reason);
+        self.handler.rejected(reason, connection);
+    }
+}
+
+async fn serve_as<IO, A, Fut>(
     protocol: Detected,
     io: Rewind<IO>,
     builders: &Builders,
-    service: S,
+    edge: Edge,
+    app: A,
     shutdown: CancellationToken,
     abort: CancellationToken,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: HttpService<Incoming, ResBody = ResponseBody> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    A: Fn(http::Request<RequestBody>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ServiceError>> + Send + 'static,
 {
-    let io = TokioIo::new(io);
     match protocol {
         Detected::Http1 => {
+            let limit = builders.max_request_body_size;
+            let service = service_fn(move |req: http::Request<Incoming>| {
+                app(req.map(|body| RequestBody::incoming(body, limit)))
+            });
+            // HTTP/1.1 goes through the edge guard: hyper sees only validated bytes.
+            let io = TokioIo::new(GuardedIo::new(
+                io,
+                edge.settings,
+                edge.connection,
+                edge.observer,
+                edge.state,
+            ));
             let conn = builders.http1.serve_connection(io, service).with_upgrades();
             run(conn, |c| c.graceful_shutdown(), shutdown, abort).await;
         }
-        Detected::Http2 => {
-            let conn = builders.http2.serve_connection(io, service);
-            run(conn, |c| c.graceful_shutdown(), shutdown, abort).await;
-        }
+        Detected::Http2 => http2::serve(io, &builders.http2, app, shutdown, abort).await,
     }
 }
 

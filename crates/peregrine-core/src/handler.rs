@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use crate::body::{RequestBody, ResponseBody};
 use crate::connection::ConnectionInfo;
+use crate::guard::Rejection;
 
 /// A request's head: everything but the body.
 #[derive(Debug)]
@@ -28,6 +29,10 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Called once when a connection has closed, after its last request.
     fn connection_closed(&self, _connection: &ConnectionInfo) {}
+
+    /// Told when the edge refused a request or a connection before it reached `call`.
+    /// The bridge forwards it to the host's log; the default ignores it.
+    fn rejected(&self, _reason: Rejection, _connection: &ConnectionInfo) {}
 }
 
 /// In a request's extensions: the HTTP/2 stream the request arrived on.

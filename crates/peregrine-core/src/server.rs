@@ -13,8 +13,10 @@ use tokio_util::task::TaskTracker;
 use crate::connection::{self, Builders, ConnectionInfo, ConnectionSettings};
 use crate::endpoint::{url_for, Endpoint, Scheme};
 use crate::error::{Error, ErrorCode};
+use crate::guard::{GuardSettings, Rejection};
 use crate::handler::Handler;
 use crate::linger::LingeringClose;
+use crate::stats::{ConnectionCount, ServerStats, StatsSnapshot};
 use crate::tls::{Tls, TlsOptions};
 
 /// Server limits. Each field's default is Kestrel's; docs/limits.md is the reference.
@@ -26,6 +28,18 @@ pub struct Limits {
     pub max_request_buffer_size: usize,
     /// Bytes of a streamed response buffered before writes push back. Default 64 KiB.
     pub max_response_buffer_size: usize,
+    /// Open connections at most; more are closed at accept. `None` (default): no limit.
+    pub max_concurrent_connections: Option<u64>,
+    /// Longest request line in bytes; longer gets 414. Default 8192.
+    pub max_request_line_size: usize,
+    /// Most header fields in a request; more gets 431. Default 100.
+    pub max_request_header_count: usize,
+    /// Largest header section in bytes; larger gets 431. Default 32768.
+    pub max_request_headers_total_size: usize,
+    /// How long an idle keep-alive connection stays open. Default 130 s.
+    pub keep_alive_timeout: Duration,
+    /// How long a request head may take to arrive once it started; then 408. Default 30 s.
+    pub request_headers_timeout: Duration,
     pub http2: Http2Limits,
 }
 
@@ -71,6 +85,12 @@ impl Default for Limits {
             max_request_body_size: Some(30_000_000),
             max_request_buffer_size: 1024 * 1024,
             max_response_buffer_size: 64 * 1024,
+            max_concurrent_connections: None,
+            max_request_line_size: 8192,
+            max_request_header_count: 100,
+            max_request_headers_total_size: 32 * 1024,
+            keep_alive_timeout: Duration::from_secs(130),
+            request_headers_timeout: Duration::from_secs(30),
             http2: Http2Limits::default(),
         }
     }
@@ -135,6 +155,7 @@ impl Server {
         let shutdown = CancellationToken::new();
         let abort = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let stats = Arc::new(ServerStats::default());
         let mut urls = Vec::new();
         for (listener, endpoint) in bound {
             let local = listener
@@ -146,6 +167,8 @@ impl Server {
                 protocols: endpoint.protocols,
                 limits: options.limits.clone(),
                 add_server_header: options.add_server_header,
+                stats: stats.clone(),
+                guard: Arc::new(GuardSettings::from_limits(&options.limits)),
             });
             let tls = (endpoint.scheme == Scheme::Https)
                 .then(|| tls.clone())
@@ -162,6 +185,7 @@ impl Server {
         }
         Ok(RunningServer {
             urls,
+            stats,
             tls,
             tls_endpoints: https_endpoints(&options.endpoints),
             shutdown,
@@ -247,13 +271,31 @@ async fn accept_loop<H: Handler>(
         };
         match accepted {
             Ok((stream, remote)) => {
+                let local = stream.local_addr().ok().or(local).unwrap_or(remote);
+                let Some(count) = settings
+                    .stats
+                    .try_open(settings.limits.max_concurrent_connections)
+                else {
+                    // Over maxConcurrentConnections: close at accept, and say so.
+                    settings.stats.rejected(Rejection::ConnectionLimit);
+                    let info = ConnectionInfo::new(
+                        connection::next_connection_id(),
+                        remote,
+                        local,
+                        settings.scheme,
+                        None,
+                    );
+                    handler.rejected(Rejection::ConnectionLimit, &info);
+                    drop(stream);
+                    continue;
+                };
                 // Small responses must not wait for Nagle's algorithm.
                 let _ = stream.set_nodelay(true);
-                let local = stream.local_addr().ok().or(local).unwrap_or(remote);
                 let accepted = Accepted {
                     stream: LingeringClose::new(stream),
                     remote,
                     local,
+                    count,
                 };
                 tracker.spawn(serve_accepted(
                     accepted,
@@ -275,6 +317,8 @@ struct Accepted {
     stream: LingeringClose,
     remote: SocketAddr,
     local: SocketAddr,
+    /// Keeps the connection counted while it is served.
+    count: ConnectionCount,
 }
 
 /// Runs the TLS handshake when the endpoint is https, then serves the connection.
@@ -291,6 +335,7 @@ async fn serve_accepted<H: Handler>(
         stream,
         remote,
         local,
+        count: _count,
     } = accepted;
     let id = connection::next_connection_id();
     let info = match tls {
@@ -349,6 +394,7 @@ async fn serve_accepted<H: Handler>(
 /// A started server. Dropping it does not stop it: call [`RunningServer::stop`].
 pub struct RunningServer {
     urls: Vec<String>,
+    stats: Arc<ServerStats>,
     tls: Option<Arc<Tls>>,
     tls_endpoints: String,
     shutdown: CancellationToken,
@@ -357,6 +403,11 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
+    /// Connections, requests and refusals so far.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
     /// The addresses actually bound, with port 0 resolved.
     pub fn urls(&self) -> &[String] {
         &self.urls

@@ -3,6 +3,12 @@
 //! They enter a started server's bridge exactly where hyper's requests do
 //! (`Handler::call`), so JS receives them through the tape and answers through
 //! `respond`, with no socket involved. Nothing here is used when serving.
+//!
+//! Two ways to learn that the responses arrived:
+//! - with `onDone`, a task on the core's runtime awaits them, as hyper's connection
+//!   tasks would, and calls `onDone` (the round trip, tokio wake-ups included);
+//! - without it, nothing is woken per response and `settle()` collects them
+//!   afterwards (what the JS thread alone spends per request).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,29 +42,37 @@ pub struct SyntheticRequests {
     host: String,
     connection: Arc<ConnectionInfo>,
     requests: Vec<Request>,
-    on_done: Arc<DoneFn>,
+    on_done: Option<Arc<DoneFn>>,
+    /// Injected without `onDone`: polled only by `settle()`.
+    pending: Vec<Pending>,
 }
 
 #[napi]
 impl SyntheticRequests {
-    /// `host` is the server's "ip:port"; `onDone` is called, with no arguments, once
-    /// every request of an injected batch has received its response.
+    /// `host` is the server's "ip:port". `onDone`, when given, is called with no
+    /// arguments once every request of an injected batch has received its response.
     #[napi(constructor)]
     pub fn new(
         count: u32,
         path: String,
         host: String,
-        on_done: Function<(), ()>,
+        on_done: Option<Function<(), ()>>,
     ) -> napi::Result<Self> {
         let local: SocketAddr = host.parse().map_err(|_| {
             napi::Error::from_reason(format!(
                 "host \"{host}\" must be an ip:port such as 127.0.0.1:5000"
             ))
         })?;
-        let on_done: DoneFn = on_done
-            .build_threadsafe_function()
-            .weak::<true>()
-            .build_callback(|_| Ok(()))?;
+        let on_done = match on_done {
+            Some(f) => {
+                let tsfn: DoneFn = f
+                    .build_threadsafe_function()
+                    .weak::<true>()
+                    .build_callback(|_| Ok(()))?;
+                Some(Arc::new(tsfn))
+            }
+            None => None,
+        };
         Ok(SyntheticRequests {
             count,
             path,
@@ -71,7 +85,8 @@ impl SyntheticRequests {
                 None,
             )),
             requests: Vec::new(),
-            on_done: Arc::new(on_done),
+            on_done,
+            pending: Vec::new(),
         })
     }
 
@@ -96,6 +111,21 @@ impl SyntheticRequests {
         }
         Ok(())
     }
+
+    /// Collects the responses of a batch injected without `onDone`: returns how many
+    /// had arrived, and forgets the batch.
+    #[napi]
+    pub fn settle(&mut self) -> u32 {
+        let mut cx = Context::from_waker(Waker::noop());
+        let answered = self
+            .pending
+            .iter_mut()
+            .map(|call| call.as_mut().poll(&mut cx).is_ready())
+            .filter(|ready| *ready)
+            .count();
+        self.pending.clear();
+        answered as u32
+    }
 }
 
 #[napi]
@@ -103,8 +133,8 @@ impl NativeServer {
     /// Hands every prepared request of `batch` to the bridge, as hyper would.
     ///
     /// Each request is queued before this returns, on the JS thread, so the JS thread
-    /// wakes once and drains them as one batch. One task on the core's runtime then
-    /// waits for the responses and calls the batch's `onDone`.
+    /// wakes once and drains them as one batch. With `onDone`, one task on the core's
+    /// runtime then waits for the responses and calls it.
     #[napi]
     pub fn inject_requests(&self, batch: &mut SyntheticRequests) -> napi::Result<()> {
         if batch.requests.is_empty() {
@@ -128,13 +158,17 @@ impl NativeServer {
                 pending.push(call);
             }
         }
-        let on_done = batch.on_done.clone();
-        runtime.spawn(async move {
-            for call in pending {
-                call.await;
+        match batch.on_done.clone() {
+            Some(on_done) => {
+                runtime.spawn(async move {
+                    for call in pending {
+                        call.await;
+                    }
+                    on_done.call((), ThreadsafeFunctionCallMode::NonBlocking);
+                });
             }
-            on_done.call((), ThreadsafeFunctionCallMode::NonBlocking);
-        });
+            None => batch.pending.extend(pending),
+        }
         Ok(())
     }
 }

@@ -28,6 +28,15 @@ pub struct NativeServerOptions {
     pub max_request_body_size: f64,
     pub max_request_buffer_size: u32,
     pub max_response_buffer_size: u32,
+    /// A negative value means unlimited.
+    pub max_concurrent_connections: f64,
+    pub max_request_line_size: u32,
+    pub max_request_header_count: u32,
+    pub max_request_headers_total_size: u32,
+    /// Milliseconds.
+    pub keep_alive_timeout: f64,
+    /// Milliseconds.
+    pub request_headers_timeout: f64,
     pub add_server_header: bool,
     pub http2: NativeHttp2Limits,
     pub tls: Option<NativeTlsOptions>,
@@ -175,6 +184,13 @@ impl NativeServer {
                 .then_some(options.max_request_body_size as u64),
             max_request_buffer_size: options.max_request_buffer_size as usize,
             max_response_buffer_size: options.max_response_buffer_size as usize,
+            max_concurrent_connections: (options.max_concurrent_connections >= 0.0)
+                .then_some(options.max_concurrent_connections as u64),
+            max_request_line_size: options.max_request_line_size as usize,
+            max_request_header_count: options.max_request_header_count as usize,
+            max_request_headers_total_size: options.max_request_headers_total_size as usize,
+            keep_alive_timeout: millis(options.keep_alive_timeout),
+            request_headers_timeout: millis(options.request_headers_timeout),
             http2: http2_limits(&options.http2),
         };
         let tls = options.tls.map(tls_options).transpose()?;
@@ -388,4 +404,8 @@ impl NativeServer {
     pub fn in_flight(&self) -> u32 {
         self.bridge.in_flight() as u32
     }
+}
+
+fn millis(ms: f64) -> Duration {
+    Duration::from_millis(ms.max(0.0) as u64)
 }

@@ -16,6 +16,7 @@
 //! | 8 stopped | none (id 0): the server has closed every connection |
 //! | 9 tls | f64 connection id, u16+protocol, u16+cipher suite, u16+ALPN, u16+server name, u32+client certificate (DER, empty when none) |
 //! | 10 connection closed | f64 connection id (id 0) |
+//! | 11 rejected | u16 status (0: closed at accept), u16+reason code, f64 connection id, remote address (as in requests) (id 0) |
 //!
 //! A TLS connection's details cross once: a `tls` record, with the exchange id of the
 //! request it belongs to, comes just before that connection's first `request` record.
@@ -37,6 +38,7 @@ pub const ABORTED: u8 = 7;
 pub const STOPPED: u8 = 8;
 pub const TLS: u8 = 9;
 pub const CONNECTION_CLOSED: u8 = 10;
+pub const REJECTED: u8 = 11;
 
 const FLAG_BODY_EMPTY: u8 = 1;
 const FLAG_HTTPS: u8 = 2;
@@ -201,6 +203,19 @@ impl Tape {
                 let at = self.begin(CONNECTION_CLOSED, 0);
                 self.bytes
                     .extend_from_slice(&(connection_id as f64).to_le_bytes());
+                self.finish(at);
+            }
+            Event::Rejected {
+                reason,
+                connection_id,
+                remote,
+            } => {
+                let at = self.begin(REJECTED, 0);
+                self.bytes.extend_from_slice(&reason.status().to_le_bytes());
+                self.u16_str(reason.code().as_bytes());
+                self.bytes
+                    .extend_from_slice(&(connection_id as f64).to_le_bytes());
+                self.address(remote);
                 self.finish(at);
             }
         }

@@ -59,10 +59,11 @@ impl RawClient {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let mut buf = [0u8; 16384];
         while !done(&String::from_utf8_lossy(&self.received)) {
+            // A reset ends the reading like a close does.
             let n = tokio::time::timeout_at(deadline, self.stream.read(&mut buf))
                 .await
                 .expect("timed out reading")
-                .unwrap();
+                .unwrap_or(0);
             if n == 0 {
                 break;
             }

@@ -10,6 +10,15 @@ export interface NativeServerOptions {
   maxRequestBodySize: number;
   maxRequestBufferSize: number;
   maxResponseBufferSize: number;
+  /** Negative for unlimited. */
+  maxConcurrentConnections: number;
+  maxRequestLineSize: number;
+  maxRequestHeaderCount: number;
+  maxRequestHeadersTotalSize: number;
+  /** Milliseconds. */
+  keepAliveTimeout: number;
+  /** Milliseconds. */
+  requestHeadersTimeout: number;
   addServerHeader: boolean;
   http2: {
     maxStreamsPerConnection: number;

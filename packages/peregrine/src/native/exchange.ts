@@ -288,6 +288,13 @@ export class NativeExchange
       if (this.#state === STARTED) this.#finish();
       return;
     }
+    if (this.#trailers !== undefined && this.#trailers.size > 0) {
+      // Trailers need a body that ends with a trailer frame: the streamed path.
+      this.#sendHead();
+      if (chunk !== undefined) this.#owner.handle.write(this.id, chunk);
+      this.#finish();
+      return;
+    }
     const headers = this.#headers;
     this.#owner.handle.respond(this.id, this.#statusCode, headers === undefined ? "" : headers.pack(), chunk);
     headers?.lock();

@@ -12,7 +12,7 @@ import type { IHttpApplication, IServer } from "../server/server.js";
 import { loadNativeBinding, type NativeServerHandle } from "./binding.js";
 import { type ExchangeOwner, NativeExchange } from "./exchange.js";
 import { type NativeTlsOptions, type TlsOptions, toNativeTlsOptions } from "../server/tls.js";
-import { type RequestRecord, readTape, type TapeSink, type TlsRecord } from "./tape.js";
+import { type Rejection, type RequestRecord, readTape, type TapeSink, type TlsRecord } from "./tape.js";
 
 export interface NativeServerOptions {
   /** Request and response limits; see docs/limits.md. */
@@ -83,6 +83,12 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
           maxRequestBodySize: this.#limits.maxRequestBodySize ?? -1,
           maxRequestBufferSize: this.#limits.maxRequestBufferSize,
           maxResponseBufferSize: this.#limits.maxResponseBufferSize,
+          maxConcurrentConnections: this.#limits.maxConcurrentConnections ?? -1,
+          maxRequestLineSize: this.#limits.maxRequestLineSize,
+          maxRequestHeaderCount: this.#limits.maxRequestHeaderCount,
+          maxRequestHeadersTotalSize: this.#limits.maxRequestHeadersTotalSize,
+          keepAliveTimeout: this.#limits.keepAliveTimeout,
+          requestHeadersTimeout: this.#limits.requestHeadersTimeout,
           addServerHeader: this.#addServerHeader,
           protocols,
           http2: { ...h2, keepAlivePingDelay: h2.keepAlivePingDelay ?? -1 },
@@ -204,6 +210,20 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
 
   tls(connectionId: number, info: TlsRecord): void {
     this.#tlsConnections.set(connectionId, new NativeTlsConnection(info));
+  }
+
+  rejected(rejection: Rejection): void {
+    // One structured event per refusal; its reason code is stable and searchable.
+    this.logger.warn(
+      {
+        reason: rejection.reason,
+        status: rejection.status,
+        connectionId: rejection.connectionId.toString(36).toUpperCase().padStart(8, "0"),
+        remoteAddress: rejection.remoteAddress,
+        remotePort: rejection.remotePort,
+      },
+      "Request rejected",
+    );
   }
 
   connectionClosed(connectionId: number): void {

@@ -17,10 +17,22 @@ export const Kind = {
   /** A TLS connection's details, just before its first request (see tape.rs). */
   Tls: 9,
   ConnectionClosed: 10,
+  /** The edge refused a request or connection before the app saw it. */
+  Rejected: 11,
 } as const;
 
 const FLAG_BODY_EMPTY = 1;
 const FLAG_HTTPS = 2;
+
+/** A refusal by the native edge: the reason code (docs/limits.md, docs/security.md) and who. */
+export interface Rejection {
+  reason: string;
+  /** The status sent, or 0 when the connection was closed without a response. */
+  status: number;
+  connectionId: number;
+  remoteAddress: string;
+  remotePort: number;
+}
 
 export interface TapeSink {
   request(id: number, record: RequestRecord): void;
@@ -33,6 +45,7 @@ export interface TapeSink {
   stopped(): void;
   tls(connectionId: number, info: TlsRecord): void;
   connectionClosed(connectionId: number): void;
+  rejected(rejection: Rejection): void;
 }
 
 /** What a TLS handshake negotiated, once per connection. */
@@ -232,6 +245,21 @@ export function readTape(batch: Buffer[], sink: TapeSink): void {
       case Kind.Tls: {
         const { connectionId, info } = readTls(tape, body);
         sink.tls(connectionId, info);
+        break;
+      }
+      case Kind.Rejected: {
+        const status = tape.readUInt16LE(body);
+        const reasonLength = tape.readUInt16LE(body + 2);
+        const reason = tape.toString("latin1", body + 4, body + 4 + reasonLength);
+        const at = body + 4 + reasonLength;
+        const remote = readAddress(tape, at + 8);
+        sink.rejected({
+          reason,
+          status,
+          connectionId: tape.readDoubleLE(at),
+          remoteAddress: remote.address,
+          remotePort: remote.port,
+        });
         break;
       }
       case Kind.ConnectionClosed:

@@ -11,6 +11,18 @@ export interface ServerLimits {
   maxRequestBufferSize: number;
   /** Bytes of a streamed response buffered before writes wait. Default 65,536 (64 KiB). */
   maxResponseBufferSize: number;
+  /** Open connections at most, or null for no limit; more are closed at accept. Default null. */
+  maxConcurrentConnections: number | null;
+  /** Longest request line, bytes. Default 8192. Exceeded: 414. */
+  maxRequestLineSize: number;
+  /** Most header fields in a request. Default 100. Exceeded: 431. */
+  maxRequestHeaderCount: number;
+  /** Largest header section, bytes. Default 32,768. Exceeded: 431. */
+  maxRequestHeadersTotalSize: number;
+  /** Milliseconds an idle keep-alive connection stays open. Default 130,000. */
+  keepAliveTimeout: number;
+  /** Milliseconds a request head may take to arrive once it started. Default 30,000. Exceeded: 408. */
+  requestHeadersTimeout: number;
   /** HTTP/2 settings (Kestrel's Http2Limits). */
   http2: Http2Limits;
 }
@@ -53,6 +65,12 @@ export const DEFAULT_LIMITS: Readonly<ServerLimits> = Object.freeze({
   maxRequestBodySize: 30_000_000,
   maxRequestBufferSize: 1_048_576,
   maxResponseBufferSize: 65_536,
+  maxConcurrentConnections: null,
+  maxRequestLineSize: 8192,
+  maxRequestHeaderCount: 100,
+  maxRequestHeadersTotalSize: 32_768,
+  keepAliveTimeout: 130_000,
+  requestHeadersTimeout: 30_000,
   http2: DEFAULT_HTTP2_LIMITS,
 });
 
@@ -117,6 +135,15 @@ export function resolveLimits(given: LimitsOptions | undefined): ServerLimits {
     maxRequestBodySize: bytes("maxRequestBodySize", pick("maxRequestBodySize"), true),
     maxRequestBufferSize: bytes("maxRequestBufferSize", pick("maxRequestBufferSize"), false, 1024) as number,
     maxResponseBufferSize: bytes("maxResponseBufferSize", pick("maxResponseBufferSize"), false, 1) as number,
+    maxConcurrentConnections:
+      pick("maxConcurrentConnections") === null
+        ? null
+        : whole("maxConcurrentConnections", pick("maxConcurrentConnections"), 1, 2 ** 31 - 1, "connections (or null for no limit)"),
+    maxRequestLineSize: whole("maxRequestLineSize", pick("maxRequestLineSize"), 16, 2 ** 31 - 1, "bytes"),
+    maxRequestHeaderCount: whole("maxRequestHeaderCount", pick("maxRequestHeaderCount"), 1, 2 ** 31 - 1, "fields"),
+    maxRequestHeadersTotalSize: whole("maxRequestHeadersTotalSize", pick("maxRequestHeadersTotalSize"), 64, 2 ** 31 - 1, "bytes"),
+    keepAliveTimeout: whole("keepAliveTimeout", pick("keepAliveTimeout"), 1, 2 ** 31 - 1, "milliseconds"),
+    requestHeadersTimeout: whole("requestHeadersTimeout", pick("requestHeadersTimeout"), 1, 2 ** 31 - 1, "milliseconds"),
     http2: resolveHttp2Limits(given.http2),
   };
 }

@@ -1,0 +1,434 @@
+//! The HTTP/1.1 edge guard: an I/O wrapper between the socket and hyper that refuses
+//! what hyper would accept but the RFCs let a server refuse. Bare LF line endings,
+//! obs-fold, ambiguous framing (the request-smuggling classes), malformed chunks and
+//! oversized heads are all caught here, and so are heads that trickle in too slowly.
+//!
+//! hyper only ever sees bytes the guard has validated. A request head is handed over
+//! only once it is complete and valid, together with whatever part of its body has
+//! already arrived and checked out. A malformed request that arrives in one piece is
+//! therefore refused before the app sees it.
+//!
+//! To refuse a request, the guard hands hyper a stand-in in its place: a minimal
+//! `Connection: close` request. [`EdgeState`] records the stand-in's position in the
+//! connection's request sequence. The connection's service answers that position with
+//! the refusal status (400, 408, 414, 431 or 505) and never calls the app. Only the
+//! guard decides the position, so a client cannot forge a stand-in. hyper keeps
+//! pipelined responses in order and closes the connection after the refusal. Earlier
+//! requests on the connection are answered normally.
+//!
+//! A body that breaks its framing after it was handed over is cut off. The app's body
+//! read then fails, and the connection closes.
+//!
+//! Limitation: after a CONNECT or Upgrade request the guard stops inspecting, since the
+//! bytes that follow an accepted upgrade are not HTTP/1.1 at all.
+
+pub mod chunked;
+pub mod head;
+mod rejection;
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+use chunked::ChunkedValidator;
+use head::{Framing, HeadLimits};
+pub use rejection::Rejection;
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What hyper parses in place of a refused request.
+const STAND_IN: &[u8] = b"GET / HTTP/1.1\r\nhost: refused.invalid\r\nconnection: close\r\n\r\n";
+
+/// Shared by a connection's guard and its service: which request is a stand-in for a
+/// refusal.
+#[derive(Default)]
+pub(crate) struct EdgeState {
+    refusal: std::sync::Mutex<Option<(u64, Rejection)>>,
+}
+
+impl EdgeState {
+    /// The refusal to answer if request number `index` (from 0) is a stand-in.
+    pub(crate) fn refusal_for(&self, index: u64) -> Option<Rejection> {
+        let refusal = *self.refusal.lock().unwrap_or_else(|e| e.into_inner());
+        refusal.filter(|(at, _)| *at == index).map(|(_, reason)| reason)
+    }
+}
+
+/// Told about every refusal, for the log and the counters.
+pub trait EdgeObserver: Send + Sync + 'static {
+    fn rejected(&self, reason: Rejection, connection: &crate::ConnectionInfo);
+}
+
+pub(crate) struct GuardSettings {
+    pub limits: HeadLimits,
+    pub request_headers_timeout: Option<Duration>,
+}
+
+impl GuardSettings {
+    pub(crate) fn from_limits(limits: &crate::Limits) -> Self {
+        GuardSettings {
+            limits: HeadLimits {
+                max_request_line: limits.max_request_line_size,
+                max_header_count: limits.max_request_header_count,
+                max_headers_total: limits.max_request_headers_total_size,
+            },
+            request_headers_timeout: Some(limits.request_headers_timeout).filter(|t| !t.is_zero()),
+        }
+    }
+}
+
+enum Phase {
+    Head,
+    Fixed(u64),
+    Chunked(ChunkedValidator),
+    Passthrough,
+    Rejected,
+}
+
+/// Head scanning state, kept across reads so that no byte is scanned twice.
+#[derive(Default)]
+struct Scan {
+    /// Offset in `buf` of the first unscanned byte of the current head.
+    at: usize,
+    /// Offset in `buf` where the current line starts.
+    line_start: usize,
+    lines: usize,
+    /// Offset in `buf` where the field lines start (after the request line).
+    fields_start: usize,
+}
+
+pub(crate) struct GuardedIo<S> {
+    inner: S,
+    buf: BytesMut,
+    /// `buf[..validated]` has been checked and may be handed to hyper.
+    validated: usize,
+    phase: Phase,
+    /// Offset in `buf` of the current head's first byte.
+    head_start: usize,
+    scan: Scan,
+    /// The current request's head, while it is still in `buf` (not yet handed over).
+    undelivered_head: Option<usize>,
+    settings: Arc<GuardSettings>,
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// Requests handed to hyper so far (their heads, at least).
+    requests: u64,
+    state: Arc<EdgeState>,
+    eof: bool,
+    connection: Arc<crate::ConnectionInfo>,
+    observer: Arc<dyn EdgeObserver>,
+}
+
+impl<S> GuardedIo<S> {
+    pub(crate) fn new(
+        inner: S,
+        settings: Arc<GuardSettings>,
+        connection: Arc<crate::ConnectionInfo>,
+        observer: Arc<dyn EdgeObserver>,
+        state: Arc<EdgeState>,
+    ) -> Self {
+        GuardedIo {
+            inner,
+            buf: BytesMut::new(),
+            validated: 0,
+            phase: Phase::Head,
+            head_start: 0,
+            scan: Scan::default(),
+            undelivered_head: None,
+            settings,
+            deadline: None,
+            requests: 0,
+            state,
+            eof: false,
+            connection,
+            observer,
+        }
+    }
+
+    /// Refuses the request that starts at `self.validated`. With `respond`, hyper gets
+    /// a stand-in for it, answered with the refusal; without (the request's head already
+    /// went to hyper), its body is cut off and hyper sees the connection end.
+    fn reject(&mut self, reason: Rejection, respond: bool) {
+        self.observer.rejected(reason, &self.connection);
+        self.phase = Phase::Rejected;
+        self.deadline = None;
+        if respond && reason.status() != 0 {
+            self.buf.truncate(self.validated);
+            self.buf.extend_from_slice(STAND_IN);
+            self.validated = self.buf.len();
+            *self.state.refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some((self.requests, reason));
+            self.requests += 1;
+        } else {
+            self.eof = true;
+        }
+    }
+
+    fn start_head(&mut self, at: usize) {
+        self.phase = Phase::Head;
+        self.head_start = at;
+        self.scan = Scan {
+            at,
+            line_start: at,
+            lines: 0,
+            fields_start: at,
+        };
+    }
+
+    /// Validates as much of `buf[validated..]` as possible.
+    fn advance(&mut self) {
+        loop {
+            let available = self.buf.len() - self.validated;
+            match &mut self.phase {
+                Phase::Rejected => return,
+                Phase::Passthrough => {
+                    self.validated = self.buf.len();
+                    return;
+                }
+                Phase::Fixed(remaining) => {
+                    let take = (*remaining).min(available as u64);
+                    self.validated += take as usize;
+                    *remaining -= take;
+                    if *remaining > 0 {
+                        return;
+                    }
+                    self.undelivered_head = None;
+                    self.start_head(self.validated);
+                }
+                Phase::Chunked(validator) => {
+                    let result = validator.feed(&self.buf[self.validated..]);
+                    let done = validator.is_done();
+                    match result {
+                        Ok(consumed) => {
+                            self.validated += consumed;
+                            if !done {
+                                return;
+                            }
+                            self.undelivered_head = None;
+                            self.start_head(self.validated);
+                        }
+                        Err(reason) => {
+                            // Refuse the request outright if hyper has not seen its head
+                            // yet; otherwise all that can be done is to cut the body off.
+                            match self.undelivered_head.take() {
+                                Some(head) => {
+                                    self.validated = head;
+                                    self.requests -= 1;
+                                    self.reject(reason, true);
+                                }
+                                None => self.reject(reason, false),
+                            }
+                            return;
+                        }
+                    }
+                }
+                Phase::Head => match self.scan_head() {
+                    Ok(None) => return,
+                    Ok(Some(end)) => {
+                        let limits = self.settings.limits;
+                        match head::validate(&self.buf[self.head_start..end], &limits) {
+                            Ok(head) => {
+                                self.deadline = None;
+                                self.requests += 1;
+                                self.undelivered_head = Some(self.head_start);
+                                self.validated = end;
+                                self.phase = if head.upgrade {
+                                    Phase::Passthrough
+                                } else {
+                                    match head.framing {
+                                        Framing::None => {
+                                            self.undelivered_head = None;
+                                            self.start_head(end);
+                                            continue;
+                                        }
+                                        Framing::Length(n) => Phase::Fixed(n),
+                                        Framing::Chunked => Phase::Chunked(ChunkedValidator::new(
+                                            limits.max_headers_total,
+                                        )),
+                                    }
+                                };
+                            }
+                            Err(reason) => {
+                                self.reject(reason, true);
+                                return;
+                            }
+                        }
+                    }
+                    Err(reason) => {
+                        self.reject(reason, true);
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Scans the current head for its end, refusing bare CR/LF and oversized heads as
+    /// soon as they show. Returns the offset just past the head's final CRLF CRLF.
+    fn scan_head(&mut self) -> Result<Option<usize>, Rejection> {
+        let limits = self.settings.limits;
+        let len = self.buf.len();
+        if len > self.head_start && self.deadline.is_none() {
+            if let Some(timeout) = self.settings.request_headers_timeout {
+                self.deadline = Some(Box::pin(tokio::time::sleep(timeout)));
+            }
+        }
+        let mut i = self.scan.at;
+        while i < len {
+            match self.buf[i] {
+                b'\r' => {
+                    if i + 1 == len {
+                        break; // the LF may still come
+                    }
+                    if self.buf[i + 1] != b'\n' {
+                        return Err(Rejection::BareLineFeed);
+                    }
+                }
+                b'\n' => {
+                    if i == self.head_start || self.buf[i - 1] != b'\r' {
+                        return Err(Rejection::BareLineFeed);
+                    }
+                    let line_len = i - 1 - self.scan.line_start;
+                    self.scan.line_start = i + 1;
+                    if line_len == 0 {
+                        if self.scan.lines == 0 {
+                            // An empty line before the request line is ignored (§2.2).
+                            i += 1;
+                            continue;
+                        }
+                        self.scan.at = i + 1;
+                        return Ok(Some(i + 1));
+                    }
+                    self.scan.lines += 1;
+                    if self.scan.lines == 1 {
+                        if line_len > limits.max_request_line {
+                            return Err(Rejection::RequestLineTooLong);
+                        }
+                        self.scan.fields_start = i + 1;
+                    }
+                    if self.scan.lines > limits.max_header_count + 1 {
+                        return Err(Rejection::TooManyHeaders);
+                    }
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        self.scan.at = i;
+        // Limits on the part that has not ended yet.
+        let current = len - self.scan.line_start;
+        if self.scan.lines == 0 && current > limits.max_request_line {
+            return Err(Rejection::RequestLineTooLong);
+        }
+        if self.scan.lines > 0 && len - self.scan.fields_start > limits.max_headers_total + 2 {
+            return Err(Rejection::HeadersTooLarge);
+        }
+        Ok(None)
+    }
+
+    fn deliver(&mut self, out: &mut ReadBuf<'_>) {
+        let n = self.validated.min(out.remaining());
+        out.put_slice(&self.buf[..n]);
+        self.buf.advance(n);
+        self.validated -= n;
+        self.head_start = self.head_start.saturating_sub(n);
+        self.scan.at = self.scan.at.saturating_sub(n);
+        self.scan.line_start = self.scan.line_start.saturating_sub(n);
+        self.scan.fields_start = self.scan.fields_start.saturating_sub(n);
+        self.undelivered_head = match self.undelivered_head {
+            Some(h) if h >= n => Some(h - n),
+            _ => None,
+        };
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.validated > 0 {
+                this.deliver(out);
+                return Poll::Ready(Ok(()));
+            }
+            if this.eof {
+                // End-of-stream for hyper. Unvalidated bytes (a partial head) are dropped.
+                return Poll::Ready(Ok(()));
+            }
+            if matches!(this.phase, Phase::Rejected) {
+                // The stand-in asked hyper to close after answering; nothing more to read.
+                return Poll::Pending;
+            }
+            if matches!(this.phase, Phase::Passthrough) && this.buf.is_empty() {
+                return Pin::new(&mut this.inner).poll_read(cx, out);
+            }
+            let before = this.buf.len();
+            this.buf.reserve(READ_CHUNK);
+            let spare = this.buf.spare_capacity_mut();
+            let mut read = ReadBuf::uninit(spare);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) => {
+                    let n = read.filled().len();
+                    if n == 0 {
+                        this.eof = true;
+                        continue;
+                    }
+                    // SAFETY: `n` bytes of the spare capacity were initialized by the read.
+                    unsafe { this.buf.set_len(before + n) };
+                    this.advance();
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    if let Some(deadline) = this.deadline.as_mut() {
+                        if deadline.as_mut().poll(cx).is_ready() {
+                            this.validated = this.validated.min(this.head_start);
+                            this.reject(Rejection::RequestHeadersTimeout, true);
+                            continue;
+                        }
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

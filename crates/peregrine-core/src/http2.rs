@@ -1,0 +1,346 @@
+//! HTTP/2 connections, served with the h2 crate directly rather than through hyper, so
+//! that the server knows each request's stream id (the stream-id feature), can reset a
+//! stream with any error code, and controls how the connection winds down.
+//!
+//! One task drives the connection (accepting streams, keep-alive PINGs, GOAWAY on
+//! shutdown); each stream runs in its own task: the request goes to the application,
+//! and the response body is sent as the peer's flow-control windows allow.
+
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::task::Poll;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use h2::server::{Connection, SendResponse};
+use h2::{Reason, SendStream};
+use http::header::{
+    HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, DATE, TE, TRANSFER_ENCODING, UPGRADE,
+};
+use http::{HeaderMap, Method, StatusCode};
+use http_body::Body;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+use crate::body::{BoxError, RequestBody, ResponseBody};
+use crate::connection::ServiceError;
+use crate::handler::{Response, StreamId};
+use crate::server::Http2Limits;
+
+/// The h2 settings of one listener (limits.http2).
+pub(crate) struct Http2Settings {
+    builder: h2::server::Builder,
+    keep_alive: Option<(Duration, Duration)>,
+    max_request_body_size: Option<u64>,
+}
+
+impl Http2Settings {
+    pub fn new(limits: &Http2Limits, max_request_body_size: Option<u64>) -> Http2Settings {
+        let mut builder = h2::server::Builder::new();
+        builder
+            .max_concurrent_streams(limits.max_streams_per_connection)
+            .header_table_size(limits.header_table_size)
+            .max_frame_size(limits.max_frame_size)
+            .max_header_list_size(limits.max_request_header_field_size)
+            .initial_window_size(limits.initial_stream_window_size)
+            .initial_connection_window_size(limits.initial_connection_window_size)
+            // hyper's defaults: bounded per-connection send buffer, and a cap on streams
+            // a client can make the server reset (CVE-2023-44487, "rapid reset").
+            .max_send_buffer_size(400 * 1024)
+            .max_pending_accept_reset_streams(20)
+            .max_local_error_reset_streams(Some(1024));
+        Http2Settings {
+            builder,
+            keep_alive: limits
+                .keep_alive_ping_delay
+                .map(|delay| (delay, limits.keep_alive_ping_timeout)),
+            max_request_body_size,
+        }
+    }
+}
+
+/// Serves one HTTP/2 connection until it closes. `shutdown` sends GOAWAY and lets open
+/// streams finish; `abort` drops the connection.
+pub(crate) async fn serve<IO, A, Fut>(
+    io: IO,
+    settings: &Http2Settings,
+    app: A,
+    shutdown: CancellationToken,
+    abort: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    A: Fn(http::Request<RequestBody>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ServiceError>> + Send + 'static,
+{
+    let handshake = settings.builder.handshake::<IO, Bytes>(io);
+    let mut conn = tokio::select! {
+        c = handshake => match c {
+            Ok(c) => c,
+            // Not HTTP/2 after all, or the client went away.
+            Err(_) => return,
+        },
+        _ = shutdown.cancelled() => return,
+        _ = abort.cancelled() => return,
+    };
+    let mut keep_alive = settings
+        .keep_alive
+        .and_then(|(delay, timeout)| Some(KeepAlive::new(conn.ping_pong()?, delay, timeout)));
+    let mut shutting_down = false;
+    loop {
+        tokio::select! {
+            next = conn.accept() => match next {
+                Some(Ok((request, respond))) => {
+                    let app = app.clone();
+                    let limit = settings.max_request_body_size;
+                    tokio::spawn(serve_stream(request, respond, app, limit));
+                }
+                // The connection closed, or h2 failed it with a GOAWAY already sent.
+                Some(Err(_)) | None => break,
+            },
+            _ = shutdown.cancelled(), if !shutting_down => {
+                shutting_down = true;
+                conn.graceful_shutdown();
+            }
+            _ = abort.cancelled() => break,
+            expired = keep_alive_tick(&mut keep_alive) => {
+                if expired {
+                    keep_alive = None;
+                    go_away(&mut conn);
+                }
+            }
+        }
+    }
+}
+
+fn go_away<IO: AsyncRead + AsyncWrite + Unpin>(conn: &mut Connection<IO, Bytes>) {
+    // An unanswered PING: the peer is gone. NO_ERROR, as Kestrel's keep-alive timeout.
+    conn.abrupt_shutdown(Reason::NO_ERROR);
+}
+
+/// Sends a PING every `delay` and reports a PING not answered within `timeout`.
+struct KeepAlive {
+    ping_pong: h2::PingPong,
+    delay: Duration,
+    timeout: Duration,
+    awaiting_pong: bool,
+}
+
+impl KeepAlive {
+    fn new(ping_pong: h2::PingPong, delay: Duration, timeout: Duration) -> KeepAlive {
+        KeepAlive {
+            ping_pong,
+            delay,
+            timeout,
+            awaiting_pong: false,
+        }
+    }
+}
+
+/// Resolves to `true` when a PING went unanswered; pending forever without keep-alive.
+async fn keep_alive_tick(keep_alive: &mut Option<KeepAlive>) -> bool {
+    let Some(k) = keep_alive.as_mut() else {
+        return std::future::pending().await;
+    };
+    if !k.awaiting_pong {
+        tokio::time::sleep(k.delay).await;
+        if k.ping_pong.send_ping(h2::Ping::opaque()).is_err() {
+            return std::future::pending().await;
+        }
+        k.awaiting_pong = true;
+    }
+    let pong = tokio::time::timeout(k.timeout, poll_fn(|cx| k.ping_pong.poll_pong(cx))).await;
+    match pong {
+        Ok(Ok(_)) => {
+            k.awaiting_pong = false;
+            false
+        }
+        Ok(Err(_)) => std::future::pending().await,
+        Err(_) => true,
+    }
+}
+
+async fn serve_stream<A, Fut>(
+    request: http::Request<h2::RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    app: A,
+    max_request_body_size: Option<u64>,
+) where
+    A: Fn(http::Request<RequestBody>) -> Fut,
+    Fut: Future<Output = Result<Response, ServiceError>>,
+{
+    // A stream the client reset before it was accepted is not served at all.
+    if poll_fn(|cx| Poll::Ready(respond.poll_reset(cx).is_ready())).await {
+        return;
+    }
+    let (mut parts, recv) = request.into_parts();
+    parts
+        .extensions
+        .insert(StreamId(respond.stream_id().into()));
+    let content_length = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let is_head = parts.method == Method::HEAD;
+    let body = RequestBody::h2(recv, content_length, max_request_body_size);
+    let outcome = tokio::select! {
+        // Checked first, as hyper does: a response to a stream the client has reset
+        // must not be sent.
+        biased;
+        // The client reset the stream (or the connection is gone): dropping the
+        // application's future tells it the request was aborted.
+        _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
+        outcome = app(http::Request::from_parts(parts, body)) => outcome,
+    };
+    let response = match outcome {
+        Ok(response) => response,
+        // An abort is RST_STREAM(INTERNAL_ERROR), as in Kestrel.
+        Err(ServiceError::Abort(_)) => return respond.send_reset(Reason::INTERNAL_ERROR),
+        Err(ServiceError::Reset(e)) => {
+            return respond.send_reset(e.reason().unwrap_or(Reason::INTERNAL_ERROR))
+        }
+    };
+    let (mut head, body) = response.into_parts();
+    prepare_headers(&mut head.headers, head.status, &body);
+    let end_of_stream = is_head || body.is_end_stream();
+    let Ok(send) = respond.send_response(http::Response::from_parts(head, ()), end_of_stream)
+    else {
+        return;
+    };
+    if !end_of_stream {
+        send_body(send, body).await;
+    }
+}
+
+/// What RFC 9113 forbids in HTTP/2 responses goes; Date and Content-Length are added as
+/// hyper does for HTTP/1.1.
+fn prepare_headers(headers: &mut HeaderMap, status: StatusCode, body: &ResponseBody) {
+    if let Some(connection) = headers.remove(CONNECTION) {
+        // Connection names further hop-by-hop headers.
+        if let Ok(names) = connection.to_str() {
+            for name in names.split(',') {
+                if let Ok(name) = HeaderName::from_bytes(name.trim().as_bytes()) {
+                    headers.remove(name);
+                }
+            }
+        }
+    }
+    for name in [TRANSFER_ENCODING, UPGRADE, TE] {
+        headers.remove(name);
+    }
+    for name in ["keep-alive", "proxy-connection"] {
+        headers.remove(name);
+    }
+    if !headers.contains_key(DATE) {
+        headers.insert(DATE, http_date());
+    }
+    let no_content = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    if !no_content && !headers.contains_key(CONTENT_LENGTH) {
+        if let Some(length) = body.size_hint().exact() {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+        }
+    }
+}
+
+/// The Date header, formatted at most once a second per thread.
+fn http_date() -> HeaderValue {
+    thread_local! {
+        static CACHED: RefCell<(u64, Option<HeaderValue>)> = const { RefCell::new((0, None)) };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    CACHED.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second || cached.1.is_none() {
+            let value = HeaderValue::from_str(&httpdate::fmt_http_date(now))
+                .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+            *cached = (second, Some(value));
+        }
+        cached
+            .1
+            .clone()
+            .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"))
+    })
+}
+
+/// Sends the response body within the peer's flow-control windows. A client that
+/// resets the stream ends it; a body that fails resets the stream.
+async fn send_body(mut send: SendStream<Bytes>, mut body: ResponseBody) {
+    loop {
+        let frame = tokio::select! {
+            biased;
+            // Dropping the body tells its writer the client is gone.
+            _ = poll_fn(|cx| send.poll_reset(cx)) => return,
+            frame = body.frame() => frame,
+        };
+        match frame {
+            None => {
+                let _ = send.send_data(Bytes::new(), true);
+                return;
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    let last = body.is_end_stream();
+                    if send_data(&mut send, data, last).await.is_err() || last {
+                        return;
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        let _ = send.send_trailers(trailers);
+                    } else {
+                        let _ = send.send_data(Bytes::new(), true);
+                    }
+                    return;
+                }
+            },
+            Some(Err(error)) => {
+                send.send_reset(reset_reason(&error));
+                return;
+            }
+        }
+    }
+}
+
+/// An h2 error among the body error's sources carries the code the application chose
+/// (`BodyWriter::reset`); anything else is INTERNAL_ERROR.
+fn reset_reason(error: &BoxError) -> Reason {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
+    while let Some(e) = source {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.reason().unwrap_or(Reason::INTERNAL_ERROR);
+        }
+        source = e.source();
+    }
+    Reason::INTERNAL_ERROR
+}
+
+async fn send_data(
+    send: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    end_of_stream: bool,
+) -> Result<(), h2::Error> {
+    if data.is_empty() {
+        return if end_of_stream {
+            send.send_data(data, true)
+        } else {
+            Ok(())
+        };
+    }
+    while !data.is_empty() {
+        send.reserve_capacity(data.len());
+        let granted = match poll_fn(|cx| send.poll_capacity(cx)).await {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return Err(e),
+            None => return Err(h2::Error::from(Reason::STREAM_CLOSED)),
+        };
+        if granted == 0 {
+            continue;
+        }
+        let chunk = data.split_to(granted.min(data.len()));
+        send.send_data(chunk, end_of_stream && data.is_empty())?;
+    }
+    Ok(())
+}
