@@ -53,8 +53,13 @@ async fn client(port: u16) -> h2::client::SendRequest<Bytes> {
     send
 }
 
-async fn get(send: &mut h2::client::SendRequest<Bytes>, path: &str) -> Result<(StatusCode, String), h2::Error> {
-    let request = Request::get(format!("http://localhost{path}")).body(()).unwrap();
+async fn get(
+    send: &mut h2::client::SendRequest<Bytes>,
+    path: &str,
+) -> Result<(StatusCode, String), h2::Error> {
+    let request = Request::get(format!("http://localhost{path}"))
+        .body(())
+        .unwrap();
     let (response, _) = send.clone().ready().await?.send_request(request, true)?;
     let response = response.await?;
     let status = response.status();
@@ -96,7 +101,12 @@ async fn request_trailers_reach_the_handler() {
     let (server, port) = support::start(App, |_| {});
     let send = client(port).await;
     let request = Request::post("http://localhost/trailers").body(()).unwrap();
-    let (response, mut body) = send.ready().await.unwrap().send_request(request, false).unwrap();
+    let (response, mut body) = send
+        .ready()
+        .await
+        .unwrap()
+        .send_request(request, false)
+        .unwrap();
     body.send_data(Bytes::from_static(b"data"), false).unwrap();
     let mut trailers = http::HeaderMap::new();
     trailers.insert("x-sum", "42".parse().unwrap());
@@ -118,5 +128,8 @@ async fn stop_sends_goaway_and_lets_open_streams_finish() {
     server.stop(Duration::from_secs(5)).await;
     let (status, body) = slow.await.unwrap().unwrap();
     assert_eq!((status, body.as_str()), (StatusCode::OK, "slow done"));
-    assert!(started.elapsed() < Duration::from_secs(3), "stop waited only for the stream");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stop waited only for the stream"
+    );
 }
