@@ -404,6 +404,39 @@ impl NativeServer {
     pub fn in_flight(&self) -> u32 {
         self.bridge.in_flight() as u32
     }
+
+    /// Counters since start: connections, requests and refusals by reason code.
+    #[napi]
+    pub fn stats(&self) -> NativeStats {
+        let snapshot = self.running.as_ref().map(|r| r.stats()).unwrap_or_default();
+        NativeStats {
+            current_connections: snapshot.current_connections as f64,
+            total_connections: snapshot.total_connections as f64,
+            total_requests: snapshot.total_requests as f64,
+            rejections: snapshot
+                .rejections
+                .into_iter()
+                .map(|(reason, count)| NativeRejectionCount {
+                    reason: reason.to_string(),
+                    count: count as f64,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[napi(object)]
+pub struct NativeRejectionCount {
+    pub reason: String,
+    pub count: f64,
+}
+
+#[napi(object)]
+pub struct NativeStats {
+    pub current_connections: f64,
+    pub total_connections: f64,
+    pub total_requests: f64,
+    pub rejections: Vec<NativeRejectionCount>,
 }
 
 fn millis(ms: f64) -> Duration {

@@ -8,7 +8,7 @@ export { ConnectionInfo, HttpContext, HttpRequest, HttpResponse, type RouteValue
 export { type HeaderValue, HeaderDictionary } from "./http/headers.js";
 export { REASON_PHRASES } from "./http/status.js";
 export { createConsoleLogger, type Logger, type LogLevel, silentLogger } from "./logging.js";
-export { NativeServer, type NativeServerOptions } from "./native/native-server.js";
+export { NativeServer, type NativeServerOptions, type ServerStats } from "./native/native-server.js";
 export { NodeServer, type NodeServerOptions } from "./servers/node/node-server.js";
 export type { ServerName } from "./servers/select.js";
 export { TestServer, type TestServerOptions } from "./servers/test/test-server.js";

@@ -52,6 +52,12 @@ export interface NativeServerHandle {
   stop(timeoutMs: number): void;
   close(): void;
   readonly inFlight: number;
+  stats(): {
+    currentConnections: number;
+    totalConnections: number;
+    totalRequests: number;
+    rejections: { reason: string; count: number }[];
+  };
 }
 
 export interface NativeBinding {

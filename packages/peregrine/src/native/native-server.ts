@@ -14,6 +14,15 @@ import { type ExchangeOwner, NativeExchange } from "./exchange.js";
 import { type NativeTlsOptions, type TlsOptions, toNativeTlsOptions } from "../server/tls.js";
 import { type Rejection, type RequestRecord, readTape, type TapeSink, type TlsRecord } from "./tape.js";
 
+/** NativeServer.stats: counters since the server started. */
+export interface ServerStats {
+  currentConnections: number;
+  totalConnections: number;
+  totalRequests: number;
+  /** Refusals by reason code, e.g. `{ BAD_REQUEST_TE_CL: 2 }`; reasons never seen are absent. */
+  rejections: Record<string, number>;
+}
+
 export interface NativeServerOptions {
   /** Request and response limits; see docs/limits.md. */
   limits?: LimitsOptions;
@@ -64,6 +73,20 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
   }
 
   /** Requests currently in flight. */
+  /**
+   * Counters since start: open connections, connections and requests so far, and
+   * refusals by reason code (docs/limits.md, docs/security.md).
+   */
+  get stats(): ServerStats {
+    const native = this.#handle?.stats();
+    return {
+      currentConnections: native?.currentConnections ?? 0,
+      totalConnections: native?.totalConnections ?? 0,
+      totalRequests: native?.totalRequests ?? 0,
+      rejections: Object.fromEntries((native?.rejections ?? []).map((r) => [r.reason, r.count])),
+    };
+  }
+
   get inFlight(): number {
     return this.#exchanges.size;
   }
