@@ -8,7 +8,13 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { silentLogger, WebApplication } from "peregrine";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hasOpenssl, makeCertificates, removeCertificates, requireTool, type TestCertificates } from "./support/certs.js";
+import {
+  hasOpenssl,
+  makeCertificates,
+  removeCertificates,
+  requireTool,
+  type TestCertificates,
+} from "./support/certs.js";
 
 const run = promisify(execFile);
 
@@ -26,7 +32,8 @@ function findH2spec(): string | undefined {
 }
 
 const h2spec = findH2spec();
-const ready = requireTool("h2spec (bash scripts/install-tools.sh)", h2spec !== undefined) && requireTool("openssl", hasOpenssl());
+const ready =
+  requireTool("h2spec (bash scripts/install-tools.sh)", h2spec !== undefined) && requireTool("openssl", hasOpenssl());
 
 interface Summary {
   tests: number;

@@ -17,7 +17,13 @@ import {
 } from "peregrine";
 import { Agent, fetch as undiciFetch } from "undici";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { hasOpenssl, makeCertificates, removeCertificates, requireTool, type TestCertificates } from "./support/certs.js";
+import {
+  hasOpenssl,
+  makeCertificates,
+  removeCertificates,
+  requireTool,
+  type TestCertificates,
+} from "./support/certs.js";
 import { closeSession, connectH2, h2Request } from "./support/h2.js";
 
 const run = promisify(execFile);
@@ -89,7 +95,9 @@ for (const mode of ["h2c", "h2 over TLS"] as const) {
   describe.runIf(haveOpenssl)(`HTTP/2 (${mode})`, () => {
     async function serve(options: Partial<WebApplicationOptions> = {}, more?: (app: WebApplication) => void) {
       const tlsOptions: Partial<WebApplicationOptions> =
-        mode === "h2c" ? {} : { urls: ["https://127.0.0.1:0"], tls: { cert: certs.server.cert, key: certs.server.key } };
+        mode === "h2c"
+          ? {}
+          : { urls: ["https://127.0.0.1:0"], tls: { cert: certs.server.cert, key: certs.server.key } };
       const app = await start({ ...tlsOptions, ...options }, (a) => {
         routes(a);
         more?.(a);
@@ -130,7 +138,12 @@ for (const mode of ["h2c", "h2 over TLS"] as const) {
       const { url } = await serve();
       const s = await session(url);
       const payload = Buffer.from("payload with trailers");
-      const r = await h2Request(s, { method: "POST", path: "/trailers", body: payload, trailers: { "x-checksum": "abc123" } });
+      const r = await h2Request(s, {
+        method: "POST",
+        path: "/trailers",
+        body: payload,
+        trailers: { "x-checksum": "abc123" },
+      });
       expect(r.status).toBe(200);
       expect(r.body.toString()).toBe("streamed body");
       expect(r.trailers?.["x-body-sha256"]).toBe(sha256(payload));
@@ -203,7 +216,12 @@ for (const mode of ["h2c", "h2 over TLS"] as const) {
       stream.on("error", () => {});
       await arrivedPromise;
       stream.close(0x8);
-      await expect(Promise.race([abortedPromise, new Promise((_, reject) => setTimeout(() => reject(new Error("no abort")), 5000))])).resolves.toBeUndefined();
+      await expect(
+        Promise.race([
+          abortedPromise,
+          new Promise((_, reject) => setTimeout(() => reject(new Error("no abort")), 5000)),
+        ]),
+      ).resolves.toBeUndefined();
     });
 
     it("finishes in-flight streams on stop(), after GOAWAY", async () => {
@@ -286,7 +304,9 @@ describe.runIf(haveOpenssl)("HTTP/2 endpoints and clients", () => {
       },
     });
     const s = await session(app.urls[0] as string);
-    await new Promise<void>((r) => (s.remoteSettings.maxConcurrentStreams === 7 ? r() : s.once("remoteSettings", () => r())));
+    await new Promise<void>((r) =>
+      s.remoteSettings.maxConcurrentStreams === 7 ? r() : s.once("remoteSettings", () => r()),
+    );
     expect(s.remoteSettings).toMatchObject({
       maxConcurrentStreams: 7,
       headerTableSize: 8192,
@@ -294,18 +314,22 @@ describe.runIf(haveOpenssl)("HTTP/2 endpoints and clients", () => {
       maxHeaderListSize: 16_384,
       initialWindowSize: 131_072,
     });
-    expect(() => WebApplication.create({ limits: { http2: { maxFrameSize: 1000 } } })).toThrow(/limits\.http2\.maxFrameSize/);
-    expect(() => WebApplication.create({ limits: { http2: { nope: 1 } as never } })).toThrow(/unknown limit/);
-    expect(() => WebApplication.create({ endpoints: [{ url: "http://127.0.0.1:0", protocols: "h3" as never }] })).toThrow(
-      /endpoints\[0\]\.protocols/,
+    expect(() => WebApplication.create({ limits: { http2: { maxFrameSize: 1000 } } })).toThrow(
+      /limits\.http2\.maxFrameSize/,
     );
+    expect(() => WebApplication.create({ limits: { http2: { nope: 1 } as never } })).toThrow(/unknown limit/);
+    expect(() =>
+      WebApplication.create({ endpoints: [{ url: "http://127.0.0.1:0", protocols: "h3" as never }] }),
+    ).toThrow(/endpoints\[0\]\.protocols/);
   });
 
   it("sends keep-alive PINGs when keepAlivePingDelay is set", async () => {
     const app = await start({ limits: { http2: { keepAlivePingDelay: 1000 } } });
     const s = await session(app.urls[0] as string);
     const pinged = new Promise<void>((resolve) => s.once("ping", () => resolve()));
-    await expect(Promise.race([pinged, new Promise((_, reject) => setTimeout(() => reject(new Error("no PING")), 5000))])).resolves.toBeUndefined();
+    await expect(
+      Promise.race([pinged, new Promise((_, reject) => setTimeout(() => reject(new Error("no PING")), 5000))]),
+    ).resolves.toBeUndefined();
   });
 
   it("serves undici with allowH2 over TLS", async () => {
@@ -322,12 +346,26 @@ describe.runIf(haveOpenssl)("HTTP/2 endpoints and clients", () => {
   });
 
   it("serves curl --http2-prior-knowledge in cleartext", async () => {
-    const haveCurl = requireTool("curl", await run("curl", ["--version"]).then(() => true, () => false));
+    const haveCurl = requireTool(
+      "curl",
+      await run("curl", ["--version"]).then(
+        () => true,
+        () => false,
+      ),
+    );
     if (!haveCurl) return;
     const app = await start();
-    const { stdout } = await run("curl", ["-sS", "--http2-prior-knowledge", "-w", " %{http_version}", `${app.urls[0]}/`], { timeout: 10_000 });
+    const { stdout } = await run(
+      "curl",
+      ["-sS", "--http2-prior-knowledge", "-w", " %{http_version}", `${app.urls[0]}/`],
+      { timeout: 10_000 },
+    );
     expect(stdout).toBe("HTTP/2 2");
-    const posted = await run("curl", ["-sS", "--http2-prior-knowledge", "--data-binary", "curl body", `${app.urls[0]}/echo`], { timeout: 10_000 });
+    const posted = await run(
+      "curl",
+      ["-sS", "--http2-prior-knowledge", "--data-binary", "curl body", `${app.urls[0]}/echo`],
+      { timeout: 10_000 },
+    );
     expect(posted.stdout).toBe("curl body");
   });
 });

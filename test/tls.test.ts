@@ -8,7 +8,13 @@ import tls from "node:tls";
 import { promisify } from "node:util";
 import { silentLogger, WebApplication, type WebApplicationOptions } from "peregrine";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { hasOpenssl, makeCertificates, removeCertificates, requireTool, type TestCertificates } from "./support/certs.js";
+import {
+  hasOpenssl,
+  makeCertificates,
+  removeCertificates,
+  requireTool,
+  type TestCertificates,
+} from "./support/certs.js";
 
 const run = promisify(execFile);
 const haveOpenssl = requireTool("openssl", hasOpenssl());
@@ -34,15 +40,16 @@ async function startTls(options: Partial<WebApplicationOptions> = {}, urls = ["h
   app.mapGet("/tls", (ctx) => ({
     protocol: ctx.request.protocol,
     scheme: ctx.request.scheme,
-    tls: ctx.tls === undefined
-      ? null
-      : {
-          protocol: ctx.tls.protocol,
-          cipherSuite: ctx.tls.cipherSuite,
-          alpnProtocol: ctx.tls.alpnProtocol ?? null,
-          serverName: ctx.tls.serverName ?? null,
-          clientCertificate: ctx.tls.clientCertificate ?? null,
-        },
+    tls:
+      ctx.tls === undefined
+        ? null
+        : {
+            protocol: ctx.tls.protocol,
+            cipherSuite: ctx.tls.cipherSuite,
+            alpnProtocol: ctx.tls.alpnProtocol ?? null,
+            serverName: ctx.tls.serverName ?? null,
+            clientCertificate: ctx.tls.clientCertificate ?? null,
+          },
   }));
   apps.push(app);
   await app.start();
@@ -149,7 +156,9 @@ describe.runIf(haveOpenssl)("TLS", () => {
       expect(socket.getProtocol()).toBe("TLSv1.2");
       const info = JSON.parse(await getOver(socket, "/tls"));
       expect(info.tls.protocol).toBe("TLSv1.2");
-      expect(info.tls.cipherSuite).toMatch(/^TLS_ECDHE_ECDSA_WITH_(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305_SHA256)$/);
+      expect(info.tls.cipherSuite).toMatch(
+        /^TLS_ECDHE_ECDSA_WITH_(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305_SHA256)$/,
+      );
     } finally {
       socket.destroy();
     }
@@ -161,10 +170,16 @@ describe.runIf(haveOpenssl)("TLS", () => {
       handshake(port, { minVersion: "TLSv1.1", maxVersion: "TLSv1.1", ciphers: "DEFAULT@SECLEVEL=0" }),
     ).rejects.toThrow(/protocol version|handshake failure|wrong version/i);
     // The same with openssl s_client, which sends a real TLS 1.1 ClientHello.
-    const result = await run("openssl", ["s_client", "-connect", `127.0.0.1:${port}`, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"], {
-      timeout: 10_000,
-    }).catch((e: { stdout: string; stderr: string }) => e);
-    expect(`${result.stdout}${result.stderr}`).toMatch(/alert protocol version|no protocols available|handshake failure/i);
+    const result = await run(
+      "openssl",
+      ["s_client", "-connect", `127.0.0.1:${port}`, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"],
+      {
+        timeout: 10_000,
+      },
+    ).catch((e: { stdout: string; stderr: string }) => e);
+    expect(`${result.stdout}${result.stderr}`).toMatch(
+      /alert protocol version|no protocols available|handshake failure/i,
+    );
     // No session came of it: s_client prints the protocol it tried, but no cipher.
     expect(`${result.stdout}`).toContain("Cipher is (NONE)");
   });
@@ -225,9 +240,9 @@ describe.runIf(haveOpenssl)("TLS", () => {
     // Without a certificate: TLS 1.3 reports the alert on the first read.
     await expect(httpsGet(`${url}/tls`)).rejects.toThrow(/certificate required|alert|socket hang up|ECONNRESET/i);
     // With one from a CA the server does not trust.
-    await expect(httpsGet(`${url}/tls`, { cert: certs.strangerClient.cert, key: certs.strangerClient.key })).rejects.toThrow(
-      /unknown ca|bad certificate|alert|socket hang up|ECONNRESET/i,
-    );
+    await expect(
+      httpsGet(`${url}/tls`, { cert: certs.strangerClient.cert, key: certs.strangerClient.key }),
+    ).rejects.toThrow(/unknown ca|bad certificate|alert|socket hang up|ECONNRESET/i);
     const ok = await httpsGet(`${url}/tls`, { cert: certs.client.cert, key: certs.client.key });
     expect(ok.status).toBe(200);
     const info = JSON.parse(ok.body);
@@ -241,7 +256,9 @@ describe.runIf(haveOpenssl)("TLS", () => {
     });
     const anonymous = JSON.parse((await httpsGet(`${url}/tls`)).body);
     expect(anonymous.tls.clientCertificate).toBeNull();
-    const identified = JSON.parse((await httpsGet(`${url}/tls`, { cert: certs.client.cert, key: certs.client.key })).body);
+    const identified = JSON.parse(
+      (await httpsGet(`${url}/tls`, { cert: certs.client.cert, key: certs.client.key })).body,
+    );
     expect(identified.tls.clientCertificate).toContain("-----BEGIN CERTIFICATE-----");
     expect(fingerprint(identified.tls.clientCertificate)).toBe(fingerprint(certs.client.cert));
   });
@@ -280,15 +297,31 @@ describe.runIf(haveOpenssl)("TLS", () => {
     const cases: [WebApplicationOptions["tls"] | undefined, string, RegExp][] = [
       [undefined, "PEREGRINE_TLS_NOT_CONFIGURED", /no certificate/],
       [{ cert: "not pem", key: certs.server.key }, "PEREGRINE_TLS_INVALID_CERTIFICATE", /tls\.cert/],
-      [{ cert: certs.server.cert, key: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n" }, "PEREGRINE_TLS_INVALID_KEY", /tls\.key/],
-      [{ cert: certs.server.cert, key: certs.api.key }, "PEREGRINE_TLS_KEY_MISMATCH", /tls\.key is not the private key/],
+      [
+        { cert: certs.server.cert, key: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n" },
+        "PEREGRINE_TLS_INVALID_KEY",
+        /tls\.key/,
+      ],
+      [
+        { cert: certs.server.cert, key: certs.api.key },
+        "PEREGRINE_TLS_KEY_MISMATCH",
+        /tls\.key is not the private key/,
+      ],
       [{ cert: certs.expired.cert, key: certs.expired.key }, "PEREGRINE_TLS_CERTIFICATE_EXPIRED", /expired/],
       [
-        { cert: certs.server.cert, key: certs.server.key, sni: { "api.example.test": { cert: certs.expired.cert, key: certs.expired.key } } },
+        {
+          cert: certs.server.cert,
+          key: certs.server.key,
+          sni: { "api.example.test": { cert: certs.expired.cert, key: certs.expired.key } },
+        },
         "PEREGRINE_TLS_CERTIFICATE_EXPIRED",
         /tls\.sni\["api\.example\.test"\]\.cert/,
       ],
-      [{ cert: certs.server.cert, key: certs.server.key, clientCertificateMode: "require" }, "PEREGRINE_INVALID_OPTION", /tls\.ca/],
+      [
+        { cert: certs.server.cert, key: certs.server.key, clientCertificateMode: "require" },
+        "PEREGRINE_INVALID_OPTION",
+        /tls\.ca/,
+      ],
     ];
     for (const [tlsOptions, code, message] of cases) {
       const app = WebApplication.create({
@@ -313,7 +346,10 @@ describe.runIf(haveOpenssl)("TLS", () => {
     for (const alpn of ["h2", "http/1.1"]) {
       const { stdout } = await run(
         "bash",
-        ["-c", `printf '' | openssl s_client -connect 127.0.0.1:${port} -servername localhost -alpn ${alpn} -CAfile ${certs.files["ca.cert"]}`],
+        [
+          "-c",
+          `printf '' | openssl s_client -connect 127.0.0.1:${port} -servername localhost -alpn ${alpn} -CAfile ${certs.files["ca.cert"]}`,
+        ],
         { timeout: 10_000 },
       );
       expect(stdout).toContain(`ALPN protocol: ${alpn}`);
@@ -322,13 +358,38 @@ describe.runIf(haveOpenssl)("TLS", () => {
   });
 
   it("serves curl over TLS with --http2 and --http1.1", async () => {
-    const haveCurl = requireTool("curl", await run("curl", ["--version"]).then(() => true, () => false));
+    const haveCurl = requireTool(
+      "curl",
+      await run("curl", ["--version"]).then(
+        () => true,
+        () => false,
+      ),
+    );
     if (!haveCurl) return;
     const { port } = await startTls();
     const url = `https://localhost:${port}/tls`;
-    const h2 = await run("curl", ["-sS", "--http2", "--cacert", certs.files["ca.cert"] as string, "--resolve", `localhost:${port}:127.0.0.1`, url], { timeout: 10_000 });
+    const h2 = await run(
+      "curl",
+      ["-sS", "--http2", "--cacert", certs.files["ca.cert"] as string, "--resolve", `localhost:${port}:127.0.0.1`, url],
+      { timeout: 10_000 },
+    );
     expect(JSON.parse(h2.stdout).protocol).toBe("HTTP/2");
-    const h1 = await run("curl", ["-sS", "--http1.1", "--cacert", certs.files["ca.cert"] as string, "--resolve", `localhost:${port}:127.0.0.1`, url], { timeout: 10_000 });
-    expect(JSON.parse(h1.stdout)).toMatchObject({ protocol: "HTTP/1.1", tls: { alpnProtocol: "http/1.1", serverName: "localhost" } });
+    const h1 = await run(
+      "curl",
+      [
+        "-sS",
+        "--http1.1",
+        "--cacert",
+        certs.files["ca.cert"] as string,
+        "--resolve",
+        `localhost:${port}:127.0.0.1`,
+        url,
+      ],
+      { timeout: 10_000 },
+    );
+    expect(JSON.parse(h1.stdout)).toMatchObject({
+      protocol: "HTTP/1.1",
+      tls: { alpnProtocol: "http/1.1", serverName: "localhost" },
+    });
   });
 });

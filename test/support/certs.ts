@@ -64,12 +64,34 @@ export function makeCertificates(): TestCertificates {
     openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `${name}.sec1`], dir);
     openssl(["pkcs8", "-topk8", "-nocrypt", "-in", `${name}.sec1`, "-out", `${name}.key`], dir);
     openssl(
-      ["req", "-x509", "-new", "-key", `${name}.key`, "-subj", `/CN=Peregrine Test ${name}`, "-days", "2", "-sha256", "-out", `${name}.crt`,
-        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+      [
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        `${name}.key`,
+        "-subj",
+        `/CN=Peregrine Test ${name}`,
+        "-days",
+        "2",
+        "-sha256",
+        "-out",
+        `${name}.crt`,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+      ],
       dir,
     );
   };
-  const issue = (name: string, issuer: string, san: string, usage: "serverAuth" | "clientAuth", keyKind = "ec-pkcs8") => {
+  const issue = (
+    name: string,
+    issuer: string,
+    san: string,
+    usage: "serverAuth" | "clientAuth",
+    keyKind = "ec-pkcs8",
+  ) => {
     if (keyKind === "rsa-pkcs1") {
       openssl(["genrsa", "-traditional", "-out", `${name}.key`, "2048"], dir);
     } else {
@@ -83,8 +105,24 @@ export function makeCertificates(): TestCertificates {
       `subjectAltName=${san}\nextendedKeyUsage=${usage}\nbasicConstraints=CA:FALSE\n`,
     );
     openssl(
-      ["x509", "-req", "-in", `${name}.csr`, "-CA", `${issuer}.crt`, "-CAkey", `${issuer}.key`, "-CAcreateserial", "-days", "2",
-        "-sha256", "-extfile", `${name}.ext`, "-out", `${name}.crt`],
+      [
+        "x509",
+        "-req",
+        "-in",
+        `${name}.csr`,
+        "-CA",
+        `${issuer}.crt`,
+        "-CAkey",
+        `${issuer}.key`,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-sha256",
+        "-extfile",
+        `${name}.ext`,
+        "-out",
+        `${name}.crt`,
+      ],
       dir,
     );
   };
@@ -105,17 +143,45 @@ export function makeCertificates(): TestCertificates {
   fs.writeFileSync(
     path.join(dir, "ca.cnf"),
     [
-      "[ca]", "default_ca = test", "[test]", `dir = ${dir}`, "database = $dir/index.txt", "serial = $dir/serial",
-      "new_certs_dir = $dir", "default_md = sha256", "policy = any", "copy_extensions = none", "unique_subject = no",
-      "[any]", "commonName = supplied", "",
+      "[ca]",
+      "default_ca = test",
+      "[test]",
+      `dir = ${dir}`,
+      "database = $dir/index.txt",
+      "serial = $dir/serial",
+      "new_certs_dir = $dir",
+      "default_md = sha256",
+      "policy = any",
+      "copy_extensions = none",
+      "unique_subject = no",
+      "[any]",
+      "commonName = supplied",
+      "",
     ].join("\n"),
   );
   openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "expired.sec1"], dir);
   openssl(["pkcs8", "-topk8", "-nocrypt", "-in", "expired.sec1", "-out", "expired.key"], dir);
   openssl(["req", "-new", "-key", "expired.key", "-subj", "/CN=expired", "-out", "expired.csr"], dir);
   openssl(
-    ["ca", "-batch", "-config", "ca.cnf", "-cert", "ca.crt", "-keyfile", "ca.key", "-in", "expired.csr", "-out", "expired.crt",
-      "-startdate", "20200101000000Z", "-enddate", "20200102000000Z", "-notext"],
+    [
+      "ca",
+      "-batch",
+      "-config",
+      "ca.cnf",
+      "-cert",
+      "ca.crt",
+      "-keyfile",
+      "ca.key",
+      "-in",
+      "expired.csr",
+      "-out",
+      "expired.crt",
+      "-startdate",
+      "20200101000000Z",
+      "-enddate",
+      "20200102000000Z",
+      "-notext",
+    ],
     dir,
   );
   return {
@@ -142,7 +208,9 @@ export function removeCertificates(certs: TestCertificates | undefined): void {
 export function requireTool(name: string, present: boolean): boolean {
   if (present) return true;
   if (process.env.CI === "true" || process.env.CI === "1") {
-    throw new Error(`${name} is required in CI but was not found: install it (see .ci/run and scripts/install-tools.sh)`);
+    throw new Error(
+      `${name} is required in CI but was not found: install it (see .ci/run and scripts/install-tools.sh)`,
+    );
   }
   console.warn(`skipping: ${name} is not installed (required in CI)`);
   return false;

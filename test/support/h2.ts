@@ -21,7 +21,10 @@ export interface H2RequestOptions {
   timeoutMs?: number;
 }
 
-export function connectH2(url: string, options: http2.SecureClientSessionOptions = {}): Promise<http2.ClientHttp2Session> {
+export function connectH2(
+  url: string,
+  options: http2.SecureClientSessionOptions = {},
+): Promise<http2.ClientHttp2Session> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(url, options);
     session.once("connect", () => resolve(session));

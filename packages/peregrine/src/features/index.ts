@@ -75,9 +75,7 @@ export interface IHttpRequestLifetimeFeature {
   /** Drops the request: the connection is closed (HTTP/1.1) or the stream reset (HTTP/2). */
   abort(): void;
 }
-export const IHttpRequestLifetimeFeature = new FeatureKey<IHttpRequestLifetimeFeature>(
-  "IHttpRequestLifetimeFeature",
-);
+export const IHttpRequestLifetimeFeature = new FeatureKey<IHttpRequestLifetimeFeature>("IHttpRequestLifetimeFeature");
 
 /** A unique identifier for the request, for logs and tracing. */
 export interface IHttpRequestIdentifierFeature {

@@ -10,8 +10,8 @@ import {
   IHttpResponseFeature,
   ITlsConnectionFeature,
 } from "../features/index.js";
-import { parseJson, readAll } from "./body.js";
 import type { RouteEndpoint } from "../routing/router.js";
+import { parseJson, readAll } from "./body.js";
 import type { HeaderDictionary } from "./headers.js";
 
 /** Route parameters captured by the matched route template. */

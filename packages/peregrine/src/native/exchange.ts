@@ -1,30 +1,30 @@
 import { ErrorCodes, PeregrineError } from "../errors.js";
 import {
   type BodyChunk,
+  IHttpConnectionFeature as ConnectionKey,
   FeatureCollection,
   type FeatureKey,
+  IHttpRequestIdentifierFeature as IdentifierKey,
   type IHttpConnectionFeature,
-  IHttpConnectionFeature as ConnectionKey,
   type IHttpMaxRequestBodySizeFeature,
+  type IHttpRequestIdentifierFeature,
+  type IHttpRequestLifetimeFeature,
+  type IHttpRequestTrailersFeature,
+  type IHttpResetFeature,
+  type IHttpResponseBodyFeature,
+  type IHttpResponseFeature,
+  type IHttpResponseTrailersFeature,
+  type IStreamIdFeature,
+  type ITlsConnectionFeature,
+  IHttpRequestLifetimeFeature as LifetimeKey,
   IHttpMaxRequestBodySizeFeature as MaxBodyKey,
   IHttpRequestFeature as RequestKey,
-  type IHttpRequestIdentifierFeature,
-  IHttpRequestIdentifierFeature as IdentifierKey,
-  type IHttpRequestLifetimeFeature,
-  IHttpRequestLifetimeFeature as LifetimeKey,
-  type IHttpResponseBodyFeature,
-  IHttpResponseBodyFeature as ResponseBodyKey,
-  type IHttpResponseFeature,
-  IHttpResponseFeature as ResponseKey,
-  type IHttpRequestTrailersFeature,
   IHttpRequestTrailersFeature as RequestTrailersKey,
-  type IHttpResetFeature,
   IHttpResetFeature as ResetKey,
-  type IHttpResponseTrailersFeature,
+  IHttpResponseBodyFeature as ResponseBodyKey,
+  IHttpResponseFeature as ResponseKey,
   IHttpResponseTrailersFeature as ResponseTrailersKey,
-  type IStreamIdFeature,
   IStreamIdFeature as StreamIdKey,
-  type ITlsConnectionFeature,
   ITlsConnectionFeature as TlsKey,
 } from "../features/index.js";
 import { HeaderDictionary } from "../http/headers.js";
@@ -52,7 +52,10 @@ export interface ExchangeOwner {
 
 export function validateStatus(code: number): number {
   if (!Number.isInteger(code) || code < 100 || code > 999) {
-    throw new PeregrineError(ErrorCodes.INVALID_STATUS, `status code ${code} is invalid: use an integer from 100 to 999`);
+    throw new PeregrineError(
+      ErrorCodes.INVALID_STATUS,
+      `status code ${code} is invalid: use an integer from 100 to 999`,
+    );
   }
   return code;
 }
@@ -157,7 +160,9 @@ export class NativeExchange
       case ResetKey:
         return this.#record.version === 20 ? (this as unknown as T) : undefined;
       case StreamIdKey:
-        return this.#record.streamId > 0 ? ({ streamId: this.#record.streamId } satisfies IStreamIdFeature as T) : undefined;
+        return this.#record.streamId > 0
+          ? ({ streamId: this.#record.streamId } satisfies IStreamIdFeature as T)
+          : undefined;
       default:
         return undefined;
     }
@@ -176,7 +181,10 @@ export class NativeExchange
   }
   set statusCode(value: number) {
     if (this.#state !== NOT_STARTED) {
-      throw new PeregrineError(ErrorCodes.RESPONSE_STARTED, "the status code cannot change after the response has started");
+      throw new PeregrineError(
+        ErrorCodes.RESPONSE_STARTED,
+        "the status code cannot change after the response has started",
+      );
     }
     this.#statusCode = validateStatus(value);
   }
@@ -210,7 +218,10 @@ export class NativeExchange
 
   reset(errorCode: number): void {
     if (!Number.isInteger(errorCode) || errorCode < 0 || errorCode > 0xffff_ffff) {
-      throw new PeregrineError(ErrorCodes.INVALID_OPTION, `reset(${errorCode}): the error code must be a whole number from 0 to 2^32-1`);
+      throw new PeregrineError(
+        ErrorCodes.INVALID_OPTION,
+        `reset(${errorCode}): the error code must be a whole number from 0 to 2^32-1`,
+      );
     }
     if (this.#state === COMPLETED || this.#state === ABORTED) return;
     this.#owner.handle.reset(this.id, errorCode);
@@ -223,7 +234,10 @@ export class NativeExchange
 
   onStarting(callback: Callback): void {
     if (this.#state !== NOT_STARTED) {
-      throw new PeregrineError(ErrorCodes.RESPONSE_STARTED, "onStarting cannot be registered after the response has started");
+      throw new PeregrineError(
+        ErrorCodes.RESPONSE_STARTED,
+        "onStarting cannot be registered after the response has started",
+      );
     }
     (this.#onStarting ??= []).push(callback);
   }
@@ -402,7 +416,10 @@ export class NativeExchange
       );
     }
     if (value !== null && (!Number.isInteger(value) || value < 0)) {
-      throw new PeregrineError(ErrorCodes.INVALID_OPTION, `maxRequestBodySize ${value} is invalid: use a whole number of bytes >= 0, or null`);
+      throw new PeregrineError(
+        ErrorCodes.INVALID_OPTION,
+        `maxRequestBodySize ${value} is invalid: use a whole number of bytes >= 0, or null`,
+      );
     }
     this.#owner.handle.setMaxRequestBodySize(this.id, value ?? -1);
     this.#maxRequestBodySize = value;

@@ -113,7 +113,9 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
       this.#source.readBody();
     } catch (error) {
       this.#reading = false;
-      this.fail(new PeregrineError(ErrorCodes.REQUEST_ABORTED, "the request ended before its body was read", { cause: error }));
+      this.fail(
+        new PeregrineError(ErrorCodes.REQUEST_ABORTED, "the request ended before its body was read", { cause: error }),
+      );
     }
   }
 
@@ -139,7 +141,8 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
   }
 
   onError(code: string, message: string): void {
-    const status = code === ErrorCodes.MAX_REQUEST_BODY_SIZE ? 413 : 400;
+    const status =
+      code === ErrorCodes.MAX_REQUEST_BODY_SIZE ? 413 : code === ErrorCodes.MIN_REQUEST_BODY_DATA_RATE ? 408 : 400;
     this.fail(new BadHttpRequestError(code, status, message));
   }
 

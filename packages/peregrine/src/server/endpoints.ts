@@ -27,7 +27,10 @@ export function validateEndpoints(endpoints: unknown): EndpointOptions[] {
     }
     for (const key of Object.keys(e)) {
       if (key !== "url" && key !== "protocols") {
-        throw new PeregrineError(ErrorCodes.INVALID_OPTION, `endpoints[${i}].${key} is not an endpoint option (known: url, protocols)`);
+        throw new PeregrineError(
+          ErrorCodes.INVALID_OPTION,
+          `endpoints[${i}].${key} is not an endpoint option (known: url, protocols)`,
+        );
       }
     }
     const { url, protocols } = e as EndpointOptions;

@@ -68,11 +68,15 @@ export function toNativeTlsOptions(tls: TlsOptions): NativeTlsOptions {
   if (tls.cert !== undefined) native.cert = pem("tls.cert", tls.cert);
   if (tls.key !== undefined) native.key = pem("tls.key", tls.key);
   if (tls.sni !== undefined) {
-    if (tls.sni === null || typeof tls.sni !== "object") throw invalid("tls.sni must be an object of host name -> { cert, key }");
+    if (tls.sni === null || typeof tls.sni !== "object")
+      throw invalid("tls.sni must be an object of host name -> { cert, key }");
     for (const [name, entry] of Object.entries(tls.sni)) {
       if (entry === null || typeof entry !== "object") throw invalid(`tls.sni["${name}"] must be { cert, key }`);
       native.sniNames.push(name);
-      native.sniCertificates.push({ cert: pem(`tls.sni["${name}"].cert`, entry.cert), key: pem(`tls.sni["${name}"].key`, entry.key) });
+      native.sniCertificates.push({
+        cert: pem(`tls.sni["${name}"].cert`, entry.cert),
+        key: pem(`tls.sni["${name}"].key`, entry.key),
+      });
     }
   }
   if (tls.ca !== undefined) {
