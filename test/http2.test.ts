@@ -166,6 +166,63 @@ for (const mode of ["h2c", "h2 over TLS"] as const) {
       expect((await h2Request(s)).status).toBe(200);
     });
 
+    it("enforces maxRequestBodySize with 413 and resets on ctx.abort()", async () => {
+      const { url } = await serve({ limits: { maxRequestBodySize: 1024 } }, (app) => {
+        app.mapPost("/limited", async (ctx) => `${(await ctx.request.bytes()).length}`);
+        app.mapGet("/abort", (ctx) => ctx.abort());
+      });
+      const s = await session(url);
+      const small = await h2Request(s, { method: "POST", path: "/limited", body: Buffer.alloc(1000) });
+      expect(small.body.toString()).toBe("1000");
+      const large = await h2Request(s, { method: "POST", path: "/limited", body: Buffer.alloc(4096) });
+      expect(large.status).toBe(413);
+      const aborted = await h2Request(s, { path: "/abort" });
+      expect(aborted.rstCode).toBe(Http2ErrorCode.INTERNAL_ERROR);
+      expect((await h2Request(s)).status).toBe(200);
+    });
+
+    it("does not buffer an upload the handler does not read: flow control pushes back", async () => {
+      let release!: () => void;
+      const released = new Promise<void>((r) => {
+        release = r;
+      });
+      const { url } = await serve({}, (app) =>
+        app.mapPost("/later", async (ctx) => {
+          await released;
+          return `${(await ctx.request.bytes()).length}`;
+        }),
+      );
+      const s = await session(url);
+      const stream = s.request({ ":method": "POST", ":path": "/later" });
+      stream.on("error", () => {});
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      let written = 0;
+      // Write until the client's buffer stays full: the server's windows are exhausted.
+      for (;;) {
+        written += chunk.length;
+        if (!stream.write(chunk)) {
+          const drained = await Promise.race([
+            new Promise<boolean>((r) => stream.once("drain", () => r(true))),
+            new Promise<boolean>((r) => setTimeout(() => r(false), 500)),
+          ]);
+          if (!drained) break;
+        }
+        if (written > 64 * 1024 * 1024) break;
+      }
+      // The stream window is 768 KiB (connection 1 MiB); node buffers a little more.
+      expect(written).toBeLessThan(4 * 1024 * 1024);
+      const response = new Promise<string>((resolve) => {
+        let body = "";
+        stream.on("data", (c: Buffer) => {
+          body += c.toString();
+        });
+        stream.on("end", () => resolve(body));
+      });
+      release();
+      stream.end();
+      expect(Number(await response)).toBe(written);
+    });
+
     it("answers a throwing handler with 500 and keeps the connection", async () => {
       const { url } = await serve();
       const s = await session(url);

@@ -144,6 +144,23 @@ describe.runIf(haveOpenssl)("TLS", () => {
       expect(info.protocol).toBe("HTTP/2");
       expect(info.tls.alpnProtocol).toBe("h2");
       expect(info.tls.serverName).toBe("localhost");
+      // Later streams on the connection see the same details (they crossed once).
+      const again = await Promise.all(
+        [1, 2, 3].map(
+          () =>
+            new Promise<string>((resolve, reject) => {
+              const req = session.request({ ":path": "/tls" });
+              let data = "";
+              req.setEncoding("utf8");
+              req.on("data", (c: string) => {
+                data += c;
+              });
+              req.on("end", () => resolve(data));
+              req.on("error", reject);
+            }),
+        ),
+      );
+      for (const text of again) expect(JSON.parse(text).tls).toEqual(info.tls);
     } finally {
       session.close();
     }
