@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import type { Http2ServerResponse, Http2Session } from "node:http2";
+import { constants as http2Constants, type Http2ServerResponse, type Http2Session } from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { ErrorCodes, PeregrineError } from "../../errors.js";
@@ -166,7 +166,9 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
     req.on("error", () => {});
     res.on("drain", () => this.onDrain());
     res.on("close", () => {
-      if (!res.writableFinished) this.onAborted();
+      // Closed before the app completed the response: the client went away (a reset
+      // HTTP/2 stream even reports itself finished). After completion this does nothing.
+      this.onAborted();
       this.onClosed();
       connection.exchangeEnded();
     });
@@ -276,6 +278,8 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
   }
 
   protected destroy(): void {
-    this.res.destroy();
+    // HTTP/2: RST_STREAM(INTERNAL_ERROR), as the native core sends; HTTP/1.1: close the connection.
+    if (this.#http2) (this.res as Http2ServerResponse).stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
+    else this.res.destroy();
   }
 }

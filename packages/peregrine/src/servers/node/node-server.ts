@@ -12,8 +12,9 @@ import type { IHttpApplication, IServer } from "../../server/server.js";
 import type { TlsOptions } from "../../server/tls.js";
 import { bindError, type EndpointUrl, parseEndpointUrl, urlFor } from "../endpoint-url.js";
 import { NodeConnection, NodeExchange, type NodeExchangeOwner, type NodeResponse } from "./node-exchange.js";
-import { applyHttp2Limits, http2ServerOptions, httpServerOptions } from "./node-limits.js";
+import { applyHttp2Limits, applyServerLimits, headLimitStatus, http2ServerOptions, httpServerOptions, keepAliveTimeout } from "./node-limits.js";
 import type { NodeRequest } from "./node-request.js";
+import { detectPreface } from "./preface.js";
 import { applyTls, type NodeTlsSettings, nodeTlsSettings, refusesPeer, secureServerOptions } from "./node-tls.js";
 
 export interface NodeServerOptions {
@@ -35,16 +36,16 @@ export interface NodeServerOptions {
  * Which node server serves an endpoint:
  * - http1 in cleartext: node:http; over TLS: node:https;
  * - http2 in cleartext: node:http2 (h2c with prior knowledge);
- * - http2 or http1AndHttp2 over TLS: node:http2's secure server, HTTP/1.1 allowed for
- *   http1AndHttp2 (ALPN picks);
- * - http1AndHttp2 in cleartext: node:http, HTTP/1.1 only (node cannot serve h2c and
- *   HTTP/1.1 on one port; docs/servers.md).
+ * - http1AndHttp2 in cleartext: node:http, handing connections that open with the
+ *   HTTP/2 preface to node:http2 (preface.ts);
+ * - http2 or http1AndHttp2 over TLS: node:http2's secure server, ALPN picking h2 or,
+ *   for http1AndHttp2, http/1.1.
  */
-type Transport = "http" | "https" | "h2c" | "h2";
+type Transport = "http" | "https" | "h2c" | "h2" | "http+h2c" | "https+h2";
 
 function transportFor(scheme: "http" | "https", protocols: HttpProtocols): Transport {
-  if (scheme === "https") return protocols === "http1" ? "https" : "h2";
-  return protocols === "http2" ? "h2c" : "http";
+  if (scheme === "https") return protocols === "http1" ? "https" : protocols === "http2" ? "h2" : "https+h2";
+  return protocols === "http1" ? "http" : protocols === "http2" ? "h2c" : "http+h2c";
 }
 
 type AnyServer = http.Server | https.Server | http2.Http2Server | http2.Http2SecureServer;
@@ -149,7 +150,7 @@ export class NodeServer implements IServer, NodeExchangeOwner {
    * keep theirs. A bad certificate or key throws, and the current set stays in use.
    */
   reloadTls(tls: TlsOptions): void {
-    const secure = this.#listeners.filter((l) => l.transport === "https" || l.transport === "h2");
+    const secure = this.#listeners.filter((l) => l.transport === "https" || l.transport === "h2" || l.transport === "https+h2");
     const next = nodeTlsSettings(tls, secure.map((l) => `"${l.url}"`).join(", ") || "the https endpoints");
     this.#tlsOptions = tls;
     if (this.#tls === undefined) {
@@ -181,9 +182,11 @@ export class NodeServer implements IServer, NodeExchangeOwner {
 
   #createServer(transport: Transport): AnyServer {
     const limits = this.#limits;
+    const secure = transport === "https" || transport === "h2" || transport === "https+h2";
     let server: AnyServer;
     switch (transport) {
       case "http":
+      case "http+h2c":
         server = http.createServer(httpServerOptions(limits));
         break;
       case "https":
@@ -193,33 +196,43 @@ export class NodeServer implements IServer, NodeExchangeOwner {
         server = http2.createServer(http2ServerOptions(limits));
         break;
       case "h2":
+      case "https+h2":
         server = http2.createSecureServer({
           ...http2ServerOptions(limits),
           ...secureServerOptions(this.#tls as NodeTlsSettings),
-          allowHTTP1: true,
+          allowHTTP1: transport === "https+h2",
         });
         break;
+    }
+    applyServerLimits(server, limits);
+    this.#handle(server, secure);
+    if (transport === "http+h2c") {
+      const h2c = http2.createServer(http2ServerOptions(limits));
+      this.#handle(h2c, false);
+      detectPreface(server as http.Server, h2c, keepAliveTimeout(limits));
     }
     server.on("connection", (socket: Socket) => {
       this.#sockets.add(socket);
       socket.once("close", () => this.#sockets.delete(socket));
     });
-    if (transport === "https" || transport === "h2") {
+    if (secure) {
       server.on("secureConnection", (socket: TLSSocket) => {
         if (refusesPeer(this.#tls as NodeTlsSettings, socket)) socket.destroy();
       });
     }
-    if (transport === "h2c" || transport === "h2") {
-      server.on("session", (session: http2.ServerHttp2Session) => applyHttp2Limits(session, limits));
-    }
-    const onRequest = (expectContinue: boolean) => (req: NodeRequest, res: NodeResponse) =>
-      this.#dispatch(req, res, transport === "https" || transport === "h2", expectContinue);
+    return server;
+  }
+
+  /** Requests (and HTTP/2 sessions) of a node server go to the app. */
+  #handle(server: AnyServer, secure: boolean): void {
+    const limits = this.#limits;
+    server.on("session", (session: http2.ServerHttp2Session) => applyHttp2Limits(session, limits));
+    const onRequest = (expectContinue: boolean) => (req: NodeRequest, res: NodeResponse) => this.#dispatch(req, res, secure, expectContinue);
     server.on("request", onRequest(false));
     server.on("checkContinue", onRequest(true));
-    if (transport === "http" || transport === "https") {
+    if (server instanceof http.Server) {
       server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(error, socket));
     }
-    return server;
   }
 
   /** Malformed requests get node:http's own answer (400, 408 or 431); the reason is logged. */
@@ -248,6 +261,14 @@ export class NodeServer implements IServer, NodeExchangeOwner {
   }
 
   #dispatch(req: NodeRequest, res: NodeResponse, https: boolean, expectContinue: boolean): void {
+    if (!("stream" in req)) {
+      const status = headLimitStatus(req, this.#limits);
+      if (status !== undefined) {
+        this.logger.debug({ status }, status === 414 ? "Bad request: the request line is too long" : "Bad request: the request headers are too large");
+        res.writeHead(status, { connection: "close", "content-length": "0" }).end();
+        return;
+      }
+    }
     const exchange = new NodeExchange(this, req, res, this.#connectionOf(req), { https, expectContinue });
     const application = this.#application as IHttpApplication<unknown>;
     let context: unknown;

@@ -1,4 +1,4 @@
-import { X509Certificate } from "node:crypto";
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import tls from "node:tls";
 import { ErrorCodes, PeregrineError } from "../../errors.js";
 import type { ITlsConnectionFeature } from "../../features/index.js";
@@ -17,6 +17,24 @@ interface SniContexts {
   wildcard: Map<string, tls.SecureContext>;
 }
 
+/**
+ * The native core's policy (rustls): TLS 1.3, and TLS 1.2 with forward-secret AEAD
+ * suites only. OpenSSL's names; TLS 1.3 suites are listed apart by OpenSSL and all allowed.
+ */
+const CIPHERS = [
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+let NO_CERTIFICATE: tls.SecureContext | undefined;
+
 function tlsError(code: string, endpoints: string, problem: string, cause?: unknown): PeregrineError {
   return new PeregrineError(code, `TLS for ${endpoints}: ${problem}`, cause === undefined ? undefined : { cause });
 }
@@ -29,6 +47,7 @@ function secureContext(cert: Buffer, key: Buffer, ca: Buffer | undefined, certLa
     throw tlsError(ErrorCodes.TLS_INVALID_CERTIFICATE, endpoints, `${certLabel} holds no "BEGIN CERTIFICATE" block`);
   }
   const now = Date.now();
+  let leaf: X509Certificate | undefined;
   for (const [i, block] of blocks.entries()) {
     const which = i === 0 ? certLabel : `certificate ${i + 1} of the chain in ${certLabel}`;
     let x509: X509Certificate;
@@ -40,19 +59,21 @@ function secureContext(cert: Buffer, key: Buffer, ca: Buffer | undefined, certLa
     if (Date.parse(x509.validTo) < now) {
       throw tlsError(ErrorCodes.TLS_CERTIFICATE_EXPIRED, endpoints, `${which} expired on ${x509.validTo}: renew it`);
     }
+    leaf ??= x509;
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (error) {
+    throw tlsError(ErrorCodes.TLS_INVALID_KEY, endpoints, `${keyLabel} is not a PEM private key (PKCS#8, PKCS#1 or SEC1): ${(error as Error).message}`, error);
+  }
+  if (leaf !== undefined && !leaf.checkPrivateKey(privateKey)) {
+    throw tlsError(ErrorCodes.TLS_KEY_MISMATCH, endpoints, `${keyLabel} is not the private key of the certificate in ${certLabel}`);
   }
   try {
-    return tls.createSecureContext({ cert, key, ...(ca !== undefined ? { ca } : {}) });
+    return tls.createSecureContext({ cert, key, ciphers: CIPHERS, ...(ca !== undefined ? { ca } : {}) });
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? "";
-    const message = (error as Error).message;
-    if (code.includes("KEY_VALUES_MISMATCH")) {
-      throw tlsError(ErrorCodes.TLS_KEY_MISMATCH, endpoints, `${keyLabel} is not the private key of the certificate in ${certLabel}`, error);
-    }
-    if (/key|PEM|DECODER|ASN1/i.test(code) || /key/i.test(message)) {
-      throw tlsError(ErrorCodes.TLS_INVALID_KEY, endpoints, `${keyLabel} is not a PEM private key (PKCS#8, PKCS#1 or SEC1): ${message}`, error);
-    }
-    throw tlsError(ErrorCodes.TLS_INVALID_CERTIFICATE, endpoints, `${certLabel} cannot be used: ${message}`, error);
+    throw tlsError(ErrorCodes.TLS_INVALID_CERTIFICATE, endpoints, `${certLabel} cannot be used: ${(error as Error).message}`, error);
   }
 }
 
@@ -129,6 +150,7 @@ function defaultContextOptions(native: NativeTlsOptions): tls.SecureContextOptio
   return {
     ...(native.cert !== undefined ? { cert: native.cert, key: native.key } : {}),
     ...(native.ca !== undefined ? { ca: native.ca } : {}),
+    ciphers: CIPHERS,
   };
 }
 
@@ -138,13 +160,14 @@ export function secureServerOptions(settings: NodeTlsSettings): tls.TlsOptions {
   return {
     ...defaultContextOptions(settings.native),
     minVersion: "TLSv1.2",
+    ciphers: CIPHERS,
     requestCert: mode !== "none",
     // "allow" takes connections without a certificate; refusesPeer() closes those with a bad one.
     rejectUnauthorized: mode === "require",
     SNICallback: (serverName, callback) => {
       const context = pick(settings.contexts, serverName);
-      if (context === undefined) callback(new Error(`no certificate for server name "${serverName}"`), undefined);
-      else callback(null, context);
+      // A context without a certificate makes OpenSSL fail the handshake with an alert, as rustls does.
+      callback(null, context ?? (NO_CERTIFICATE ??= tls.createSecureContext({ ciphers: CIPHERS })));
     },
   };
 }
