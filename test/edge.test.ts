@@ -76,6 +76,46 @@ describe("edge safety", () => {
     for (const c of held) c.close();
   });
 
+  it("answers 408 to a body sent below minRequestBodyDataRate", async () => {
+    const { app, port } = await startApp((a) => a.mapPost("/upload", async (ctx) => (await ctx.request.bytes()).length), {
+      limits: { minRequestBodyDataRate: { bytesPerSecond: 240, gracePeriod: 300 } },
+    });
+    apps.push(app);
+    const client = await RawClient.connect(port);
+    client.write("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n");
+    const trickle = setInterval(() => client.write("x"), 100);
+    try {
+      const text = (await client.waitFor((r) => r.includes("\r\n\r\n"))).toString();
+      expect(text).toMatch(/^HTTP\/1\.1 408 /);
+    } finally {
+      clearInterval(trickle);
+      client.close();
+    }
+  });
+
+  it("aborts a client that stops reading, below minResponseDataRate", async () => {
+    const logger = capturingLogger();
+    const { app, port } = await startApp(
+      (a) =>
+        a.mapGet("/firehose", async function* () {
+          const chunk = Buffer.alloc(64 * 1024, 120);
+          for (let i = 0; i < 10_000; i++) yield chunk;
+        }),
+      { logger, limits: { minResponseDataRate: { bytesPerSecond: 240, gracePeriod: 300 } } },
+    );
+    apps.push(app);
+    const socket = net.connect(port, "127.0.0.1");
+    socket.on("error", () => {});
+    socket.pause(); // never read: the window closes and the server's writes block
+    socket.write("GET /firehose HTTP/1.1\r\nHost: a\r\n\r\n");
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    await new Promise((r) => setTimeout(r, 1500));
+    socket.resume(); // drain what the kernel buffered; the server must have closed
+    await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error("still open")), 5000))]);
+    expect((app.server as NativeServer).stats.rejections.MIN_RESPONSE_DATA_RATE).toBe(1);
+    expect(logger.events.some((e) => e.fields.reason === "MIN_RESPONSE_DATA_RATE")).toBe(true);
+  });
+
   it("cuts off 500 slowloris connections while serving a normal client at its usual latency", async () => {
     const { app, port, url } = await startApp((a) => a.mapGet("/", () => "ok"), {
       limits: { requestHeadersTimeout: 1500 },

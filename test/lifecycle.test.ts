@@ -108,6 +108,19 @@ describe("lifecycle", () => {
     }
   });
 
+  it("loads and serves in one worker_thread after another", async () => {
+    // Each worker loads the addon into a new environment; one used to crash the
+    // process once an earlier worker had exited.
+    for (let i = 0; i < 5; i++) {
+      const worker = new Worker(fixture("worker-server.mjs"));
+      const { url } = await new Promise<{ url: string }>((resolve) => worker.once("message", resolve));
+      expect(await (await fetch(url, { headers: { connection: "close" } })).text()).toBe("from a worker");
+      worker.postMessage("stop");
+      await new Promise((resolve) => worker.once("message", resolve));
+      expect(await new Promise<number>((resolve) => worker.once("exit", resolve))).toBe(0);
+    }
+  });
+
   it("survives a worker_thread terminated with its server running", async () => {
     const worker = new Worker(fixture("worker-server.mjs"));
     const { url } = await new Promise<{ url: string }>((resolve) => worker.once("message", resolve));

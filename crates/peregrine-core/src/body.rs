@@ -7,9 +7,11 @@
 //! the server buffer without bound.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -17,6 +19,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::time::Sleep;
 
 use crate::error::{Error, ErrorCode};
 
@@ -44,6 +47,59 @@ pub struct RequestBody {
     limit: Option<u64>,
     received: u64,
     started: bool,
+    rate: Option<Box<RateWatch>>,
+}
+
+/// A minimum data rate (Kestrel's MinDataRate): after `grace_period`, the average rate
+/// must stay at or above `bytes_per_second`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MinDataRate {
+    pub bytes_per_second: f64,
+    pub grace_period: Duration,
+}
+
+/// Enforces a [`MinDataRate`] on the time spent waiting for the client: the clock runs
+/// only while the app is reading and no data is there, so a slow app is not blamed on
+/// the client.
+struct RateWatch {
+    rate: MinDataRate,
+    waited: Duration,
+    waiting_since: Option<Instant>,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl RateWatch {
+    /// How long the client may have kept the app waiting, given what it has sent.
+    fn allowance(&self, received: u64) -> Duration {
+        let earned = Duration::from_secs_f64(
+            received as f64 / self.rate.bytes_per_second.max(f64::MIN_POSITIVE),
+        );
+        self.rate.grace_period.max(earned)
+    }
+
+    fn on_data(&mut self) {
+        if let Some(since) = self.waiting_since.take() {
+            self.waited += since.elapsed();
+        }
+        self.timer = None;
+    }
+
+    /// Called while waiting; true when the client has fallen below the rate.
+    fn too_slow(&mut self, received: u64, cx: &mut Context<'_>) -> bool {
+        let now = Instant::now();
+        let since = *self.waiting_since.get_or_insert(now);
+        let allowance = self.allowance(received);
+        let spent = self.waited + (now - since);
+        if spent >= allowance {
+            return true;
+        }
+        let deadline = tokio::time::Instant::from_std(now + (allowance - spent));
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        timer.as_mut().reset(deadline);
+        timer.as_mut().poll(cx).is_ready()
+    }
 }
 
 impl RequestBody {
@@ -53,6 +109,7 @@ impl RequestBody {
             limit,
             received: 0,
             started: false,
+            rate: None,
         }
     }
 
@@ -70,6 +127,7 @@ impl RequestBody {
             limit,
             received: 0,
             started: false,
+            rate: None,
         }
     }
 
@@ -81,6 +139,7 @@ impl RequestBody {
             limit: None,
             received: 0,
             started: false,
+            rate: None,
         }
     }
 
@@ -123,6 +182,20 @@ impl RequestBody {
         self.started
     }
 
+    /// Fails reading with [`ErrorCode::BodyTooSlow`] when the client sends slower than
+    /// `rate` (minRequestBodyDataRate); `None` turns the check off.
+    pub fn with_min_data_rate(mut self, rate: Option<MinDataRate>) -> Self {
+        self.rate = rate.map(|rate| {
+            Box::new(RateWatch {
+                rate,
+                waited: Duration::ZERO,
+                waiting_since: None,
+                timer: None,
+            })
+        });
+        self
+    }
+
     /// Reads the next chunk. `None` means the body is complete.
     pub async fn next_chunk(&mut self) -> Option<Result<BodyChunk, Error>> {
         match self.frame().await? {
@@ -155,19 +228,37 @@ impl Body for RequestBody {
                 }
             }
         }
-        let frame = match &mut this.source {
-            Source::Full(data) => data.take().map(|d| Ok(Frame::data(d))),
+        let polled = match &mut this.source {
+            Source::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             Source::H2 {
                 recv, data_done, ..
-            } => std::task::ready!(poll_h2(recv, data_done, cx)),
-            Source::Incoming(body) => match std::task::ready!(Pin::new(body).poll_frame(cx)) {
+            } => poll_h2(recv, data_done, cx),
+            Source::Incoming(body) => Pin::new(body).poll_frame(cx).map(|frame| match frame {
                 None => None,
                 Some(Ok(frame)) => Some(Ok(frame)),
                 Some(Err(e)) => Some(Err(Error::new(
                     ErrorCode::BodyRead,
                     format!("reading the request body failed: {e}"),
                 ))),
-            },
+            }),
+        };
+        let frame = match polled {
+            Poll::Ready(frame) => {
+                if let Some(rate) = this.rate.as_mut() {
+                    rate.on_data();
+                }
+                frame
+            }
+            Poll::Pending => {
+                let received = this.received;
+                if let Some(rate) = this.rate.as_mut() {
+                    if rate.too_slow(received, cx) {
+                        this.rate = None;
+                        return Poll::Ready(Some(Err(too_slow(received))));
+                    }
+                }
+                return Poll::Pending;
+            }
         };
         if let Some(data) = frame.as_ref().and_then(|f| f.as_ref().ok()?.data_ref()) {
             this.received += data.len() as u64;
@@ -221,6 +312,15 @@ fn poll_h2(
         Ok(None) => Poll::Ready(None),
         Err(e) => Poll::Ready(Some(Err(read_failed(e)))),
     }
+}
+
+fn too_slow(received: u64) -> Error {
+    Error::new(
+        ErrorCode::BodyTooSlow,
+        format!(
+            "the client sent the request body too slowly ({received} bytes so far; limits.minRequestBodyDataRate)"
+        ),
+    )
 }
 
 fn too_large(limit: u64) -> Error {

@@ -378,7 +378,10 @@ impl Bridge {
                     return;
                 }
                 Some(Err(error)) => {
-                    let broken = error.code != ErrorCode::BodyTooLarge;
+                    // Limit errors leave the client there to hear the app's 413 or 408; any other
+                    // error means the body broke off.
+                    let broken =
+                        !matches!(error.code, ErrorCode::BodyTooLarge | ErrorCode::BodyTooSlow);
                     self.push(Event::BodyError { id, error });
                     if broken {
                         // The body broke off: the client is gone or its framing is bad.

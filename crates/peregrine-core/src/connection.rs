@@ -15,9 +15,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-use crate::body::RequestBody;
+use crate::body::{MinDataRate, RequestBody};
 use crate::endpoint::{Protocols, Scheme};
-use crate::guard::{EdgeObserver, EdgeState, GuardSettings, GuardedIo, Rejection};
+use crate::guard::{EdgeObserver, EdgeState, GuardSettings, GuardedIo, MinWriteRate, Rejection};
 use crate::handler::{Abort, Handler, Request, RequestHead, ResetStream, Response};
 use crate::http2::{self, Http2Settings};
 use crate::preface::{self, Detected, Rewind};
@@ -175,6 +175,7 @@ pub(crate) async fn serve<H, IO>(
             handler: handler.clone(),
         }),
         state: edge_state.clone(),
+        min_response_data_rate: settings.limits.min_response_data_rate,
     };
     // HTTP/1.1 requests on a connection are served one after another, so a counter
     // gives each its position: the guard marks refused ones by position.
@@ -197,6 +198,7 @@ pub(crate) async fn serve<H, IO>(
             }
             settings.stats.request();
             let (parts, body) = req.into_parts();
+            let body = body.with_min_data_rate(settings.limits.min_request_body_data_rate);
             let request = Request {
                 head: RequestHead {
                     parts,
@@ -251,6 +253,7 @@ struct Edge {
     connection: Arc<ConnectionInfo>,
     observer: Arc<dyn EdgeObserver>,
     state: Arc<EdgeState>,
+    min_response_data_rate: Option<MinDataRate>,
 }
 
 /// Counts each refusal and tells the handler, which logs it.
@@ -279,6 +282,12 @@ async fn serve_as<IO, A, Fut>(
     A: Fn(http::Request<RequestBody>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, ServiceError>> + Send + 'static,
 {
+    // Both protocols: a client that stops reading is cut off (minResponseDataRate).
+    let io = MinWriteRate::new(
+        io,
+        edge.min_response_data_rate,
+        Some((edge.observer.clone(), edge.connection.clone())),
+    );
     match protocol {
         Detected::Http1 => {
             let limit = builders.max_request_body_size;

@@ -8,8 +8,9 @@
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use h2::server::{Connection, SendResponse};
@@ -21,6 +22,7 @@ use http::{HeaderMap, Method, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::body::{BoxError, RequestBody, ResponseBody};
@@ -33,7 +35,17 @@ pub(crate) struct Http2Settings {
     builder: h2::server::Builder,
     keep_alive: Option<(Duration, Duration)>,
     max_request_body_size: Option<u64>,
+    /// Client resets of streams being served, per [`RESET_WINDOW`], before GOAWAY.
+    max_client_resets: u32,
 }
+
+/// Response bytes h2 may hold for one stream before the writer waits for the client,
+/// as Kestrel's per-stream response buffer (maxResponseBufferSize's default). h2's own
+/// 400 KiB let a client that opens 100 streams and never reads pin 40 MB.
+const MAX_SEND_BUFFER_PER_STREAM: usize = 64 * 1024;
+
+/// The window over which client resets are counted ([`ClientResets`]).
+const RESET_WINDOW: Duration = Duration::from_secs(10);
 
 impl Http2Settings {
     pub fn new(limits: &Http2Limits, max_request_body_size: Option<u64>) -> Http2Settings {
@@ -45,17 +57,27 @@ impl Http2Settings {
             .max_header_list_size(limits.max_request_header_field_size)
             .initial_window_size(limits.initial_stream_window_size)
             .initial_connection_window_size(limits.initial_connection_window_size)
-            // hyper's defaults: bounded per-connection send buffer, and a cap on streams
-            // a client can make the server reset (CVE-2023-44487, "rapid reset").
-            .max_send_buffer_size(400 * 1024)
+            .max_send_buffer_size(MAX_SEND_BUFFER_PER_STREAM)
+            // Rapid reset (CVE-2023-44487) before the server accepts a stream: more than
+            // 20 reset streams waiting to be accepted is GOAWAY(ENHANCE_YOUR_CALM).
             .max_pending_accept_reset_streams(20)
+            // Streams the server resets because of the client (REFUSED_STREAM beyond
+            // maxStreamsPerConnection, malformed requests): GOAWAY after 1024.
             .max_local_error_reset_streams(Some(1024));
+        // h2's other limits stay at their defaults: a header block may span at most
+        // max(5, 1.25 x maxRequestHeaderFieldSize / maxFrameSize) CONTINUATION frames, a
+        // header list decoded beyond 4 x maxRequestHeaderFieldSize is GOAWAY, and small
+        // DATA frames the application has not read may cost at most half the connection
+        // window in framing (each GOAWAY(ENHANCE_YOUR_CALM)); docs/security.md.
         Http2Settings {
             builder,
             keep_alive: limits
                 .keep_alive_ping_delay
                 .map(|delay| (delay, limits.keep_alive_ping_timeout)),
             max_request_body_size,
+            // Kestrel tracks twice the stream limit, at least 100; a budget of resets in
+            // that spirit leaves room for clients that cancel now and then.
+            max_client_resets: limits.max_streams_per_connection.saturating_mul(2).max(200),
         }
     }
 }
@@ -86,14 +108,16 @@ pub(crate) async fn serve<IO, A, Fut>(
     let mut keep_alive = settings
         .keep_alive
         .and_then(|(delay, timeout)| Some(KeepAlive::new(conn.ping_pong()?, delay, timeout)));
+    let resets = Arc::new(ClientResets::new(settings.max_client_resets));
     let mut shutting_down = false;
+    let mut calmed = false;
     loop {
         tokio::select! {
             next = conn.accept() => match next {
                 Some(Ok((request, respond))) => {
                     let app = app.clone();
                     let limit = settings.max_request_body_size;
-                    tokio::spawn(serve_stream(request, respond, app, limit));
+                    tokio::spawn(serve_stream(request, respond, app, limit, resets.clone()));
                 }
                 // The connection closed, or h2 failed it with a GOAWAY already sent.
                 Some(Err(_)) | None => break,
@@ -103,12 +127,54 @@ pub(crate) async fn serve<IO, A, Fut>(
                 conn.graceful_shutdown();
             }
             _ = abort.cancelled() => break,
+            _ = resets.exceeded.notified(), if !calmed => {
+                calmed = true;
+                conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+            }
             expired = keep_alive_tick(&mut keep_alive) => {
                 if expired {
                     keep_alive = None;
                     go_away(&mut conn);
                 }
             }
+        }
+    }
+}
+
+/// Counts the streams a client resets while the server is still serving them: the
+/// application has the request, or the response is being sent (rapid reset,
+/// CVE-2023-44487, in the form h2 does not catch). A reset frees the stream's slot
+/// under maxStreamsPerConnection at once, while the application may work on for a
+/// while, so a client that resets each stream as soon as its response starts would
+/// otherwise keep any number of requests in the application. More than `limit` in
+/// one [`RESET_WINDOW`] is GOAWAY(ENHANCE_YOUR_CALM).
+struct ClientResets {
+    /// Start of the current window, and resets counted in it.
+    window: Mutex<(Instant, u32)>,
+    limit: u32,
+    exceeded: Notify,
+}
+
+impl ClientResets {
+    fn new(limit: u32) -> ClientResets {
+        ClientResets {
+            window: Mutex::new((Instant::now(), 0)),
+            limit,
+            exceeded: Notify::new(),
+        }
+    }
+
+    fn record(&self) {
+        let Ok(mut window) = self.window.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if now.duration_since(window.0) >= RESET_WINDOW {
+            *window = (now, 0);
+        }
+        window.1 += 1;
+        if window.1 > self.limit {
+            self.exceeded.notify_one();
         }
     }
 }
@@ -165,6 +231,7 @@ async fn serve_stream<A, Fut>(
     mut respond: SendResponse<Bytes>,
     app: A,
     max_request_body_size: Option<u64>,
+    resets: Arc<ClientResets>,
 ) where
     A: Fn(http::Request<RequestBody>) -> Fut,
     Fut: Future<Output = Result<Response, ServiceError>>,
@@ -189,7 +256,12 @@ async fn serve_stream<A, Fut>(
         biased;
         // The client reset the stream (or the connection is gone): dropping the
         // application's future tells it the request was aborted.
-        _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
+        reset = poll_fn(|cx| respond.poll_reset(cx)) => {
+            if reset.is_ok() {
+                resets.record();
+            }
+            return;
+        }
         outcome = app(http::Request::from_parts(parts, body)) => outcome,
     };
     let response = match outcome {
@@ -207,9 +279,19 @@ async fn serve_stream<A, Fut>(
     else {
         return;
     };
-    if !end_of_stream {
-        send_body(send, body).await;
+    if !end_of_stream && send_body(send, body).await == BodyEnd::ClientReset {
+        resets.record();
     }
+}
+
+/// How sending a response body ended.
+#[derive(Debug, PartialEq, Eq)]
+enum BodyEnd {
+    Sent,
+    /// The client reset the stream before the body was complete.
+    ClientReset,
+    /// The body failed, or the connection did.
+    Failed,
 }
 
 /// What RFC 9113 forbids in HTTP/2 responses goes; Date and Content-Length are added as
@@ -267,24 +349,29 @@ fn http_date() -> HeaderValue {
 
 /// Sends the response body within the peer's flow-control windows. A client that
 /// resets the stream ends it; a body that fails resets the stream.
-async fn send_body(mut send: SendStream<Bytes>, mut body: ResponseBody) {
+async fn send_body(mut send: SendStream<Bytes>, mut body: ResponseBody) -> BodyEnd {
     loop {
         let frame = tokio::select! {
             biased;
             // Dropping the body tells its writer the client is gone.
-            _ = poll_fn(|cx| send.poll_reset(cx)) => return,
+            reset = poll_fn(|cx| send.poll_reset(cx)) => {
+                return if reset.is_ok() { BodyEnd::ClientReset } else { BodyEnd::Failed };
+            }
             frame = body.frame() => frame,
         };
         match frame {
             None => {
                 let _ = send.send_data(Bytes::new(), true);
-                return;
+                return BodyEnd::Sent;
             }
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
                     let last = body.is_end_stream();
-                    if send_data(&mut send, data, last).await.is_err() || last {
-                        return;
+                    match send_data(&mut send, data, last).await {
+                        Err(e) if e.is_reset() && e.is_remote() => return BodyEnd::ClientReset,
+                        Err(_) => return BodyEnd::Failed,
+                        Ok(()) if last => return BodyEnd::Sent,
+                        Ok(()) => {}
                     }
                 }
                 Err(frame) => {
@@ -293,12 +380,12 @@ async fn send_body(mut send: SendStream<Bytes>, mut body: ResponseBody) {
                     } else {
                         let _ = send.send_data(Bytes::new(), true);
                     }
-                    return;
+                    return BodyEnd::Sent;
                 }
             },
             Some(Err(error)) => {
                 send.send_reset(reset_reason(&error));
-                return;
+                return BodyEnd::Failed;
             }
         }
     }

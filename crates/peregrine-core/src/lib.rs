@@ -24,7 +24,9 @@ mod server;
 mod stats;
 pub mod tls;
 
-pub use body::{BodyChunk, BodyWriter, BoxError, RequestBody, ResponseBody, WriteOutcome};
+pub use body::{
+    BodyChunk, BodyWriter, BoxError, MinDataRate, RequestBody, ResponseBody, WriteOutcome,
+};
 pub use connection::ConnectionInfo;
 pub use endpoint::{Endpoint, Protocols, Scheme};
 pub use error::{Error, ErrorCode};

@@ -10,6 +10,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::body::MinDataRate;
 use crate::connection::{self, Builders, ConnectionInfo, ConnectionSettings};
 use crate::endpoint::{url_for, Endpoint, Scheme};
 use crate::error::{Error, ErrorCode};
@@ -40,6 +41,12 @@ pub struct Limits {
     pub keep_alive_timeout: Duration,
     /// How long a request head may take to arrive once it started; then 408. Default 30 s.
     pub request_headers_timeout: Duration,
+    /// Slowest acceptable request body; reading fails with BodyTooSlow (408) below it.
+    /// Default 240 bytes/s after a 5 s grace period; `None` turns it off.
+    pub min_request_body_data_rate: Option<MinDataRate>,
+    /// Slowest acceptable reader while writes wait; below it the connection is aborted.
+    /// Default 240 bytes/s after a 5 s grace period; `None` turns it off.
+    pub min_response_data_rate: Option<MinDataRate>,
     pub http2: Http2Limits,
 }
 
@@ -91,6 +98,14 @@ impl Default for Limits {
             max_request_headers_total_size: 32 * 1024,
             keep_alive_timeout: Duration::from_secs(130),
             request_headers_timeout: Duration::from_secs(30),
+            min_request_body_data_rate: Some(MinDataRate {
+                bytes_per_second: 240.0,
+                grace_period: Duration::from_secs(5),
+            }),
+            min_response_data_rate: Some(MinDataRate {
+                bytes_per_second: 240.0,
+                grace_period: Duration::from_secs(5),
+            }),
             http2: Http2Limits::default(),
         }
     }

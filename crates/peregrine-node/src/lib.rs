@@ -5,12 +5,6 @@
 //! a small binary record (see `tape.rs` and packages/peregrine/src/native/tape.ts,
 //! which must agree). Strings inside it are decoded by JS only when the app reads them.
 
-// Buffers are allocated on the JS thread and freed on I/O threads (and the other way
-// round). glibc's malloc fragments badly under that pattern; mimalloc keeps the
-// server's memory flat under sustained streaming.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod bench;
 mod convert;
 mod server;

@@ -11,8 +11,8 @@ use napi::Either;
 use napi_derive::napi;
 use peregrine_core::bridge::{Bridge, Wake};
 use peregrine_core::{
-    CertificatePem, ClientCertificateMode, Endpoint, Http2Limits, Limits, Protocols, RunningServer,
-    Server, ServerOptions, TlsOptions, WriteOutcome,
+    CertificatePem, ClientCertificateMode, Endpoint, Http2Limits, Limits, MinDataRate, Protocols,
+    RunningServer, Server, ServerOptions, TlsOptions, WriteOutcome,
 };
 
 use crate::convert::{self, js_error};
@@ -37,9 +37,28 @@ pub struct NativeServerOptions {
     pub keep_alive_timeout: f64,
     /// Milliseconds.
     pub request_headers_timeout: f64,
+    /// Null turns the check off.
+    pub min_request_body_data_rate: Option<NativeMinDataRate>,
+    /// Null turns the check off.
+    pub min_response_data_rate: Option<NativeMinDataRate>,
     pub add_server_header: bool,
     pub http2: NativeHttp2Limits,
     pub tls: Option<NativeTlsOptions>,
+}
+
+/// limits.minRequestBodyDataRate / minResponseDataRate, validated by the TS package.
+#[napi(object)]
+pub struct NativeMinDataRate {
+    pub bytes_per_second: f64,
+    /// Milliseconds.
+    pub grace_period: f64,
+}
+
+fn min_data_rate(rate: &Option<NativeMinDataRate>) -> Option<MinDataRate> {
+    rate.as_ref().map(|r| MinDataRate {
+        bytes_per_second: r.bytes_per_second,
+        grace_period: millis(r.grace_period),
+    })
 }
 
 /// limits.http2, validated by the TS package.
@@ -191,6 +210,8 @@ impl NativeServer {
             max_request_headers_total_size: options.max_request_headers_total_size as usize,
             keep_alive_timeout: millis(options.keep_alive_timeout),
             request_headers_timeout: millis(options.request_headers_timeout),
+            min_request_body_data_rate: min_data_rate(&options.min_request_body_data_rate),
+            min_response_data_rate: min_data_rate(&options.min_response_data_rate),
             http2: http2_limits(&options.http2),
         };
         let tls = options.tls.map(tls_options).transpose()?;

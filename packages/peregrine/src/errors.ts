@@ -29,6 +29,8 @@ export const ErrorCodes = {
   BODY_CONSUMED: "PEREGRINE_BODY_CONSUMED",
   /** The request body exceeded maxRequestBodySize (answered with 413). */
   MAX_REQUEST_BODY_SIZE: "PEREGRINE_MAX_REQUEST_BODY_SIZE",
+  /** The client sent the request body slower than minRequestBodyDataRate (answered with 408). */
+  MIN_REQUEST_BODY_DATA_RATE: "PEREGRINE_MIN_REQUEST_BODY_DATA_RATE",
   /** Reading the request body failed: the client broke off or sent bad framing. */
   BODY_READ_FAILED: "PEREGRINE_BODY_READ_FAILED",
   /** The client went away; the request was aborted. */

@@ -5,16 +5,23 @@ export { HostingApplication } from "./hosting/hosting-application.js";
 export { type HttpResult, writeResult } from "./hosting/results.js";
 export { WebApplication, type WebApplicationOptions } from "./hosting/web-application.js";
 export { ConnectionInfo, HttpContext, HttpRequest, HttpResponse, type RouteValues } from "./http/context.js";
-export { type HeaderValue, HeaderDictionary } from "./http/headers.js";
+export { HeaderDictionary, type HeaderValue } from "./http/headers.js";
 export { REASON_PHRASES } from "./http/status.js";
 export { createConsoleLogger, type Logger, type LogLevel, silentLogger } from "./logging.js";
 export { NativeServer, type NativeServerOptions, type ServerStats } from "./native/native-server.js";
+export { matchRouteTemplate, parseRouteTemplate, type RouteTemplate } from "./routing/route-template.js";
+export type { EndpointHandler, RouteEndpoint } from "./routing/router.js";
+export type { EndpointOptions, HttpProtocols } from "./server/endpoints.js";
+export {
+  DEFAULT_HTTP2_LIMITS,
+  DEFAULT_LIMITS,
+  type Http2Limits,
+  type LimitsOptions,
+  type MinDataRate,
+  type ServerLimits,
+} from "./server/limits.js";
+export type { IHttpApplication, IServer } from "./server/server.js";
+export type { ClientCertificateMode, Pem, TlsCertificate, TlsOptions } from "./server/tls.js";
 export { NodeServer, type NodeServerOptions } from "./servers/node/node-server.js";
 export type { ServerName } from "./servers/select.js";
 export { TestServer, type TestServerOptions } from "./servers/test/test-server.js";
-export { type RouteTemplate, parseRouteTemplate, matchRouteTemplate } from "./routing/route-template.js";
-export type { EndpointHandler, RouteEndpoint } from "./routing/router.js";
-export { type EndpointOptions, type HttpProtocols } from "./server/endpoints.js";
-export { DEFAULT_HTTP2_LIMITS, DEFAULT_LIMITS, type Http2Limits, type LimitsOptions, type ServerLimits } from "./server/limits.js";
-export { type ClientCertificateMode, type Pem, type TlsCertificate, type TlsOptions } from "./server/tls.js";
-export type { IHttpApplication, IServer } from "./server/server.js";

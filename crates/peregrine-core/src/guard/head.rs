@@ -193,7 +193,10 @@ pub fn validate(head: &[u8], limits: &HeadLimits) -> Result<Head, Rejection> {
         return Err(Rejection::MalformedRequestLine);
     }
     // A fragment is never sent (RFC 9112 §3.2): `#` in a target is malformed.
-    if !target.iter().all(|b| (0x21..=0x7e).contains(b) && *b != b'#') {
+    if !target
+        .iter()
+        .all(|b| (0x21..=0x7e).contains(b) && *b != b'#')
+    {
         return Err(Rejection::InvalidTarget);
     }
     let http11 = parse_version(version)?;
@@ -208,7 +211,9 @@ pub fn validate(head: &[u8], limits: &HeadLimits) -> Result<Head, Rejection> {
             return Err(Rejection::InvalidTargetForm)
         }
         // Userinfo in an http(s) target is an error (RFC 9110 §4.2.4).
-        (TargetForm::Absolute { authority, .. }, _) if authority.is_empty() || authority.contains(&b'@') => {
+        (TargetForm::Absolute { authority, .. }, _)
+            if authority.is_empty() || authority.contains(&b'@') =>
+        {
             return Err(Rejection::InvalidTarget)
         }
         _ => {}
@@ -278,7 +283,9 @@ pub fn validate(head: &[u8], limits: &HeadLimits) -> Result<Head, Rejection> {
         }
         if let TargetForm::Absolute { authority, https } = form {
             let default_port: &[u8] = if https { b"443" } else { b"80" };
-            if normalize_authority(authority, default_port) != normalize_authority(host, default_port) {
+            if normalize_authority(authority, default_port)
+                != normalize_authority(host, default_port)
+            {
                 return Err(Rejection::HostMismatch);
             }
         }

@@ -25,6 +25,9 @@
 pub mod chunked;
 pub mod head;
 mod rejection;
+#[doc(hidden)]
+pub mod replay;
+mod write_rate;
 
 use std::future::Future;
 use std::io;
@@ -40,6 +43,7 @@ use tokio::time::Sleep;
 use chunked::ChunkedValidator;
 use head::{Framing, HeadLimits};
 pub use rejection::Rejection;
+pub(crate) use write_rate::MinWriteRate;
 
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -57,7 +61,9 @@ impl EdgeState {
     /// The refusal to answer if request number `index` (from 0) is a stand-in.
     pub(crate) fn refusal_for(&self, index: u64) -> Option<Rejection> {
         let refusal = *self.refusal.lock().unwrap_or_else(|e| e.into_inner());
-        refusal.filter(|(at, _)| *at == index).map(|(_, reason)| reason)
+        refusal
+            .filter(|(at, _)| *at == index)
+            .map(|(_, reason)| reason)
     }
 }
 
@@ -162,7 +168,8 @@ impl<S> GuardedIo<S> {
             self.buf.truncate(self.validated);
             self.buf.extend_from_slice(STAND_IN);
             self.validated = self.buf.len();
-            *self.state.refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some((self.requests, reason));
+            *self.state.refusal.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((self.requests, reason));
             self.requests += 1;
         } else {
             self.eof = true;

@@ -48,6 +48,8 @@ pub enum Rejection {
     RequestHeadersTimeout,
     /// maxConcurrentConnections was reached; the connection was closed at accept.
     ConnectionLimit,
+    /// The client read the response slower than minResponseDataRate; connection aborted.
+    ResponseTooSlow,
 }
 
 impl Rejection {
@@ -76,6 +78,7 @@ impl Rejection {
             Rejection::HeadersTooLarge => "HEADERS_TOO_LARGE",
             Rejection::RequestHeadersTimeout => "REQUEST_HEADERS_TIMEOUT",
             Rejection::ConnectionLimit => "MAX_CONCURRENT_CONNECTIONS",
+            Rejection::ResponseTooSlow => "MIN_RESPONSE_DATA_RATE",
         }
     }
 
@@ -86,7 +89,7 @@ impl Rejection {
             Rejection::RequestLineTooLong => 414,
             Rejection::TooManyHeaders | Rejection::HeadersTooLarge => 431,
             Rejection::RequestHeadersTimeout => 408,
-            Rejection::ConnectionLimit => 0,
+            Rejection::ConnectionLimit | Rejection::ResponseTooSlow => 0,
             _ => 400,
         }
     }
@@ -94,15 +97,17 @@ impl Rejection {
     /// The response that tells the client why, and that the connection ends here.
     pub fn response<B: Default>(self) -> http::Response<B> {
         let mut response = http::Response::new(B::default());
-        *response.status_mut() = http::StatusCode::from_u16(self.status()).unwrap_or(http::StatusCode::BAD_REQUEST);
-        response
-            .headers_mut()
-            .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        *response.status_mut() =
+            http::StatusCode::from_u16(self.status()).unwrap_or(http::StatusCode::BAD_REQUEST);
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
         response
     }
 
     /// Every reason, for counters.
-    pub const ALL: [Rejection; 22] = [
+    pub const ALL: [Rejection; 23] = [
         Rejection::BareLineFeed,
         Rejection::MalformedRequestLine,
         Rejection::UnsupportedVersion,
@@ -125,6 +130,7 @@ impl Rejection {
         Rejection::HeadersTooLarge,
         Rejection::RequestHeadersTimeout,
         Rejection::ConnectionLimit,
+        Rejection::ResponseTooSlow,
     ];
 
     pub fn index(self) -> usize {

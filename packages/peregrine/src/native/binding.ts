@@ -19,6 +19,8 @@ export interface NativeServerOptions {
   keepAliveTimeout: number;
   /** Milliseconds. */
   requestHeadersTimeout: number;
+  minRequestBodyDataRate: { bytesPerSecond: number; gracePeriod: number } | null;
+  minResponseDataRate: { bytesPerSecond: number; gracePeriod: number } | null;
   addServerHeader: boolean;
   http2: {
     maxStreamsPerConnection: number;

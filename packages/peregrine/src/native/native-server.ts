@@ -9,9 +9,9 @@ import { createConsoleLogger, type Logger } from "../logging.js";
 import { type EndpointOptions, validateEndpoints } from "../server/endpoints.js";
 import { type LimitsOptions, resolveLimits, type ServerLimits } from "../server/limits.js";
 import type { IHttpApplication, IServer } from "../server/server.js";
+import { type NativeTlsOptions, type TlsOptions, toNativeTlsOptions } from "../server/tls.js";
 import { loadNativeBinding, type NativeServerHandle } from "./binding.js";
 import { type ExchangeOwner, NativeExchange } from "./exchange.js";
-import { type NativeTlsOptions, type TlsOptions, toNativeTlsOptions } from "../server/tls.js";
 import { type Rejection, type RequestRecord, readTape, type TapeSink, type TlsRecord } from "./tape.js";
 
 /** NativeServer.stats: counters since the server started. */
@@ -95,7 +95,10 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
     if (this.#handle !== undefined) throw new Error("the native server was already started");
     const binding = loadNativeBinding();
     const urls = [...this.#addresses, ...this.#endpoints.map((e) => e.url)];
-    const protocols = [...this.#addresses.map(() => "http1AndHttp2"), ...this.#endpoints.map((e) => e.protocols ?? "http1AndHttp2")];
+    const protocols = [
+      ...this.#addresses.map(() => "http1AndHttp2"),
+      ...this.#endpoints.map((e) => e.protocols ?? "http1AndHttp2"),
+    ];
     const h2 = this.#limits.http2;
     let handle: NativeServerHandle;
     let bound: string[];
@@ -112,6 +115,8 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
           maxRequestHeadersTotalSize: this.#limits.maxRequestHeadersTotalSize,
           keepAliveTimeout: this.#limits.keepAliveTimeout,
           requestHeadersTimeout: this.#limits.requestHeadersTimeout,
+          minRequestBodyDataRate: this.#limits.minRequestBodyDataRate,
+          minResponseDataRate: this.#limits.minResponseDataRate,
           addServerHeader: this.#addServerHeader,
           protocols,
           http2: { ...h2, keepAlivePingDelay: h2.keepAlivePingDelay ?? -1 },
@@ -193,10 +198,11 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
       return;
     }
     if (pending === undefined) this.#end(exchange, context, undefined);
-    else pending.then(
-      () => this.#end(exchange, context, undefined),
-      (error: unknown) => this.#end(exchange, context, error),
-    );
+    else
+      pending.then(
+        () => this.#end(exchange, context, undefined),
+        (error: unknown) => this.#end(exchange, context, error),
+      );
   }
 
   /** After the app is done: complete what it left open, then dispose its context. */

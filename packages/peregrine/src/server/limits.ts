@@ -23,8 +23,26 @@ export interface ServerLimits {
   keepAliveTimeout: number;
   /** Milliseconds a request head may take to arrive once it started. Default 30,000. Exceeded: 408. */
   requestHeadersTimeout: number;
+  /**
+   * Slowest acceptable request body, or null for no check. Default 240 bytes/s after a
+   * 5,000 ms grace period. Below it, reading fails and the client gets 408.
+   */
+  minRequestBodyDataRate: MinDataRate | null;
+  /**
+   * Slowest acceptable reader while responses wait to be sent, or null for no check.
+   * Default 240 bytes/s after a 5,000 ms grace period. Below it, the connection is aborted.
+   */
+  minResponseDataRate: MinDataRate | null;
   /** HTTP/2 settings (Kestrel's Http2Limits). */
   http2: Http2Limits;
+}
+
+/** A minimum data rate (Kestrel's MinDataRate). */
+export interface MinDataRate {
+  /** Bytes per second, averaged, after the grace period. */
+  bytesPerSecond: number;
+  /** Milliseconds before the rate is enforced. */
+  gracePeriod: number;
 }
 
 /** HTTP/2 settings, with Kestrel's defaults; docs/limits.md has one row per field. */
@@ -71,6 +89,8 @@ export const DEFAULT_LIMITS: Readonly<ServerLimits> = Object.freeze({
   maxRequestHeadersTotalSize: 32_768,
   keepAliveTimeout: 130_000,
   requestHeadersTimeout: 30_000,
+  minRequestBodyDataRate: Object.freeze({ bytesPerSecond: 240, gracePeriod: 5000 }),
+  minResponseDataRate: Object.freeze({ bytesPerSecond: 240, gracePeriod: 5000 }),
   http2: DEFAULT_HTTP2_LIMITS,
 });
 
@@ -96,6 +116,23 @@ function whole(name: string, value: unknown, min: number, max: number, unit: str
   return value;
 }
 
+function dataRate(name: string, value: unknown): MinDataRate | null {
+  if (value === null) return null;
+  const rule = "expected { bytesPerSecond: number > 0, gracePeriod: milliseconds >= 0 }, or null to turn the check off";
+  if (typeof value !== "object") throw invalid(name, value, rule);
+  const v = value as Record<string, unknown>;
+  for (const key of Object.keys(v)) {
+    if (key !== "bytesPerSecond" && key !== "gracePeriod") throw invalid(`${name}.${key}`, v[key], "unknown field");
+  }
+  const rate = v.bytesPerSecond;
+  if (typeof rate !== "number" || !Number.isFinite(rate) || rate <= 0)
+    throw invalid(`${name}.bytesPerSecond`, rate, rule);
+  return {
+    bytesPerSecond: rate,
+    gracePeriod: whole(`${name}.gracePeriod`, v.gracePeriod, 0, 2 ** 31 - 1, "milliseconds"),
+  };
+}
+
 const MAX_WINDOW = 2 ** 31 - 1;
 
 /** Checks limits.http2 (Kestrel's ranges) and fills its defaults. */
@@ -109,14 +146,47 @@ function resolveHttp2Limits(given: unknown): Http2Limits {
   const pick = (key: keyof Http2Limits): unknown => (g[key] === undefined ? DEFAULT_HTTP2_LIMITS[key] : g[key]);
   const delay = pick("keepAlivePingDelay");
   return {
-    maxStreamsPerConnection: whole("http2.maxStreamsPerConnection", pick("maxStreamsPerConnection"), 1, 2 ** 32 - 1, "streams"),
+    maxStreamsPerConnection: whole(
+      "http2.maxStreamsPerConnection",
+      pick("maxStreamsPerConnection"),
+      1,
+      2 ** 32 - 1,
+      "streams",
+    ),
     headerTableSize: whole("http2.headerTableSize", pick("headerTableSize"), 0, 2 ** 32 - 1, "bytes"),
     maxFrameSize: whole("http2.maxFrameSize", pick("maxFrameSize"), 16_384, 16_777_215, "bytes"),
-    maxRequestHeaderFieldSize: whole("http2.maxRequestHeaderFieldSize", pick("maxRequestHeaderFieldSize"), 1, 2 ** 32 - 1, "bytes"),
-    initialConnectionWindowSize: whole("http2.initialConnectionWindowSize", pick("initialConnectionWindowSize"), 65_535, MAX_WINDOW, "bytes"),
-    initialStreamWindowSize: whole("http2.initialStreamWindowSize", pick("initialStreamWindowSize"), 65_535, MAX_WINDOW, "bytes"),
-    keepAlivePingDelay: delay === null ? null : whole("http2.keepAlivePingDelay", delay, 1000, 2 ** 31 - 1, "milliseconds (or null for off)"),
-    keepAlivePingTimeout: whole("http2.keepAlivePingTimeout", pick("keepAlivePingTimeout"), 1000, 2 ** 31 - 1, "milliseconds"),
+    maxRequestHeaderFieldSize: whole(
+      "http2.maxRequestHeaderFieldSize",
+      pick("maxRequestHeaderFieldSize"),
+      1,
+      2 ** 32 - 1,
+      "bytes",
+    ),
+    initialConnectionWindowSize: whole(
+      "http2.initialConnectionWindowSize",
+      pick("initialConnectionWindowSize"),
+      65_535,
+      MAX_WINDOW,
+      "bytes",
+    ),
+    initialStreamWindowSize: whole(
+      "http2.initialStreamWindowSize",
+      pick("initialStreamWindowSize"),
+      65_535,
+      MAX_WINDOW,
+      "bytes",
+    ),
+    keepAlivePingDelay:
+      delay === null
+        ? null
+        : whole("http2.keepAlivePingDelay", delay, 1000, 2 ** 31 - 1, "milliseconds (or null for off)"),
+    keepAlivePingTimeout: whole(
+      "http2.keepAlivePingTimeout",
+      pick("keepAlivePingTimeout"),
+      1000,
+      2 ** 31 - 1,
+      "milliseconds",
+    ),
   };
 }
 
@@ -130,7 +200,9 @@ export function resolveLimits(given: LimitsOptions | undefined): ServerLimits {
     if (!(key in DEFAULT_LIMITS)) throw invalid(key, (given as Record<string, unknown>)[key], "unknown limit");
   }
   const pick = <K extends keyof ServerLimits>(key: K): unknown =>
-    (given as Record<string, unknown>)[key] === undefined ? DEFAULT_LIMITS[key] : (given as Record<string, unknown>)[key];
+    (given as Record<string, unknown>)[key] === undefined
+      ? DEFAULT_LIMITS[key]
+      : (given as Record<string, unknown>)[key];
   return {
     maxRequestBodySize: bytes("maxRequestBodySize", pick("maxRequestBodySize"), true),
     maxRequestBufferSize: bytes("maxRequestBufferSize", pick("maxRequestBufferSize"), false, 1024) as number,
@@ -138,12 +210,32 @@ export function resolveLimits(given: LimitsOptions | undefined): ServerLimits {
     maxConcurrentConnections:
       pick("maxConcurrentConnections") === null
         ? null
-        : whole("maxConcurrentConnections", pick("maxConcurrentConnections"), 1, 2 ** 31 - 1, "connections (or null for no limit)"),
+        : whole(
+            "maxConcurrentConnections",
+            pick("maxConcurrentConnections"),
+            1,
+            2 ** 31 - 1,
+            "connections (or null for no limit)",
+          ),
     maxRequestLineSize: whole("maxRequestLineSize", pick("maxRequestLineSize"), 16, 2 ** 31 - 1, "bytes"),
     maxRequestHeaderCount: whole("maxRequestHeaderCount", pick("maxRequestHeaderCount"), 1, 2 ** 31 - 1, "fields"),
-    maxRequestHeadersTotalSize: whole("maxRequestHeadersTotalSize", pick("maxRequestHeadersTotalSize"), 64, 2 ** 31 - 1, "bytes"),
+    maxRequestHeadersTotalSize: whole(
+      "maxRequestHeadersTotalSize",
+      pick("maxRequestHeadersTotalSize"),
+      64,
+      2 ** 31 - 1,
+      "bytes",
+    ),
     keepAliveTimeout: whole("keepAliveTimeout", pick("keepAliveTimeout"), 1, 2 ** 31 - 1, "milliseconds"),
-    requestHeadersTimeout: whole("requestHeadersTimeout", pick("requestHeadersTimeout"), 1, 2 ** 31 - 1, "milliseconds"),
+    requestHeadersTimeout: whole(
+      "requestHeadersTimeout",
+      pick("requestHeadersTimeout"),
+      1,
+      2 ** 31 - 1,
+      "milliseconds",
+    ),
+    minRequestBodyDataRate: dataRate("minRequestBodyDataRate", pick("minRequestBodyDataRate")),
+    minResponseDataRate: dataRate("minResponseDataRate", pick("minResponseDataRate")),
     http2: resolveHttp2Limits(given.http2),
   };
 }

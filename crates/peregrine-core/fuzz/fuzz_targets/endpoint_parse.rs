@@ -1,0 +1,89 @@
+//! `Endpoint::parse`, the endpoint URLs users write (`http://localhost:5000`). What it
+//! accepts must have the documented shape and round-trip: the canonical URL of an
+//! endpoint, and the URL of each address it binds, parse back to the same thing. What it
+//! refuses gets a stable code and a message that names the URL.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use peregrine_core::endpoint::{url_for, BindHost};
+use peregrine_core::{Endpoint, ErrorCode, Protocols, Scheme};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(url) = std::str::from_utf8(data) else {
+        return;
+    };
+    match Endpoint::parse(url) {
+        Ok(endpoint) => check_accepted(url, &endpoint),
+        Err(error) => {
+            assert!(
+                matches!(
+                    error.code,
+                    ErrorCode::InvalidUrl | ErrorCode::UnsupportedScheme
+                ),
+                "{:?}",
+                error.code
+            );
+            assert!(error.message.contains(url), "the message names the URL");
+        }
+    }
+});
+
+fn check_accepted(url: &str, endpoint: &Endpoint) {
+    assert_eq!(endpoint.url, url);
+    assert_eq!(endpoint.protocols, Protocols::default());
+    let (scheme, rest) = url.split_once("://").expect("accepted a URL without ://");
+    let expected = if scheme.eq_ignore_ascii_case("https") {
+        Scheme::Https
+    } else {
+        assert!(scheme.eq_ignore_ascii_case("http"), "scheme {scheme:?}");
+        Scheme::Http
+    };
+    assert_eq!(endpoint.scheme, expected);
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    assert!(!authority.contains('/'), "accepted a path");
+    // The port, when written, is decimal digits only: no sign, no spaces.
+    let port_text = match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => Some(&authority[i + 1..]),
+        _ => None,
+    };
+    match port_text {
+        Some(p) => {
+            assert!(
+                !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()),
+                "accepted port {p:?}"
+            );
+            assert_eq!(p.parse::<u16>().ok(), Some(endpoint.port));
+        }
+        None => assert_eq!(
+            endpoint.port,
+            if expected == Scheme::Https { 443 } else { 80 }
+        ),
+    }
+
+    let host = match &endpoint.host {
+        BindHost::Localhost => "localhost".to_string(),
+        BindHost::Any => "*".to_string(),
+        BindHost::Ip(std::net::IpAddr::V4(ip)) => ip.to_string(),
+        BindHost::Ip(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+    };
+    let canonical = format!("{}://{host}:{}", endpoint.scheme.as_str(), endpoint.port);
+    let again = Endpoint::parse(&canonical).expect("the canonical URL parses");
+    assert_eq!(
+        (again.scheme, &again.host, again.port),
+        (endpoint.scheme, &endpoint.host, endpoint.port),
+        "{canonical} does not round-trip"
+    );
+
+    let addresses = endpoint.candidate_addresses();
+    assert!(!addresses.is_empty());
+    for addr in addresses {
+        assert_eq!(addr.port(), endpoint.port);
+        let bound = url_for(endpoint.scheme, addr);
+        let again = Endpoint::parse(&bound).expect("a bound address's URL parses");
+        assert!(
+            again.candidate_addresses().contains(&addr),
+            "{bound} does not bind {addr}"
+        );
+    }
+}
