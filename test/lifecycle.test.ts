@@ -98,11 +98,12 @@ describe("lifecycle", () => {
         worker.once("error", reject);
       });
       expect(await (await fetch(url)).text()).toBe("from a worker");
+      // Node emits a worker's last messages and its exit in one go: listen first.
+      const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
+      const reply = new Promise<{ stopped?: boolean }>((resolve) => worker.once("message", resolve));
       worker.postMessage("stop");
-      const reply = await new Promise<{ stopped?: boolean }>((resolve) => worker.once("message", resolve));
-      expect(reply.stopped).toBe(true);
-      const exitCode = await new Promise<number>((resolve) => worker.once("exit", resolve));
-      expect(exitCode).toBe(0);
+      expect((await reply).stopped).toBe(true);
+      expect(await exited).toBe(0);
     } finally {
       await worker.terminate();
     }
@@ -115,9 +116,9 @@ describe("lifecycle", () => {
       const worker = new Worker(fixture("worker-server.mjs"));
       const { url } = await new Promise<{ url: string }>((resolve) => worker.once("message", resolve));
       expect(await (await fetch(url, { headers: { connection: "close" } })).text()).toBe("from a worker");
+      const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
       worker.postMessage("stop");
-      await new Promise((resolve) => worker.once("message", resolve));
-      expect(await new Promise<number>((resolve) => worker.once("exit", resolve))).toBe(0);
+      expect(await exited).toBe(0);
     }
   });
 
