@@ -88,9 +88,13 @@ impl Endpoint {
         }
         let (host, port) = split_host_port(authority).ok_or_else(|| invalid("bad host or port"))?;
         let port = match port {
+            // 1-5 digits, as the node server's parser takes them; u16's parser also takes
+            // a leading `+` and any number of leading zeros.
             Some(p) => p
                 .parse::<u16>()
-                .map_err(|_| invalid("port must be 0-65535"))?,
+                .ok()
+                .filter(|_| p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| invalid("port must be 0-65535"))?,
             None if scheme == Scheme::Https => 443,
             None => 80,
         };
@@ -183,6 +187,9 @@ mod tests {
             "127.0.0.1:80",
             "http://",
             "http://127.0.0.1:99999",
+            // Found by the endpoint_parse fuzz target.
+            "http://localhost:+4000",
+            "http://localhost:000080",
             "http://127.0.0.1:80/path",
             "http://example.com:80",
             "http://[::1",

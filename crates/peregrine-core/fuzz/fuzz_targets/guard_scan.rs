@@ -134,11 +134,19 @@ fn model(data: &[u8], limits: HeadLimits) -> (usize, Model) {
 fn check_against_model(data: &[u8], limits: HeadLimits, whole: &Replay) {
     check_common(data, whole);
     let (len, model) = model(data, limits);
-    assert_eq!(passed(whole).len(), len, "hyper read {len} bytes in the model");
+    assert_eq!(
+        passed(whole).len(),
+        len,
+        "hyper read {len} bytes in the model"
+    );
     match model {
         Model::Clean => assert!(whole.rejections.is_empty(), "refused a valid connection"),
         Model::Refused(requests) => {
-            assert_eq!(whole.refusal.map(|r| r.0), Some(requests), "stand-in position")
+            assert_eq!(
+                whole.refusal.map(|r| r.0),
+                Some(requests),
+                "stand-in position"
+            )
         }
         Model::OpenHead(requests) => {
             if let Some((at, _)) = whole.refusal {
@@ -156,7 +164,10 @@ fn compare_split(data: &[u8], whole: &Replay, split: &Replay, reads: usize) {
         "refused in one read but not in {reads}, or the other way: {whole:?} / {split:?}"
     );
     if whole.rejections.is_empty() {
-        assert_eq!(whole.read, split.read, "split reads changed what hyper read");
+        assert_eq!(
+            whole.read, split.read,
+            "split reads changed what hyper read"
+        );
     } else {
         // Split, the head of a request with a bad chunked body may already have gone to
         // hyper; then the body is cut off rather than answered by a stand-in.

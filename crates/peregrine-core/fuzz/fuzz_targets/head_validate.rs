@@ -147,7 +147,10 @@ fn check_accepted(data: &[u8], limits: &HeadLimits, head: Head) {
         }
         ([], [coding]) => {
             assert!(http11, "accepted Transfer-Encoding in HTTP/1.0");
-            assert!(coding.eq_ignore_ascii_case(b"chunked"), "accepted {coding:?}");
+            assert!(
+                coding.eq_ignore_ascii_case(b"chunked"),
+                "accepted {coding:?}"
+            );
             Framing::Chunked
         }
         _ => panic!("accepted several Transfer-Encoding fields"),

@@ -329,8 +329,9 @@ impl<S> GuardedIo<S> {
             i += 1;
         }
         self.scan.at = i;
-        // Limits on the part that has not ended yet.
-        let current = len - self.scan.line_start;
+        // Limits on the part that has not ended yet. A final CR whose LF has not arrived
+        // (`self.scan.at` stops on it) is not part of the line.
+        let current = self.scan.at - self.scan.line_start;
         if self.scan.lines == 0 && current > limits.max_request_line {
             return Err(Rejection::RequestLineTooLong);
         }
@@ -437,5 +438,40 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::head::HeadLimits;
+    use super::replay::{replay, STAND_IN};
+    use super::Rejection;
+
+    const LIMITS: HeadLimits = HeadLimits {
+        max_request_line: 16,
+        max_header_count: 100,
+        max_headers_total: 32768,
+    };
+
+    /// Found by the guard_scan fuzz target: a request line of exactly the limit was
+    /// refused with 414 when a read ended between its CR and LF.
+    #[test]
+    fn request_line_at_the_limit_passes_however_it_is_split() {
+        let request = b"GET /0123456789 HTTP/1.1\r\nHost: a\r\n\r\n";
+        let limits = HeadLimits {
+            max_request_line: "GET /0123456789 HTTP/1.1".len(),
+            ..LIMITS
+        };
+        for split in 0..request.len() {
+            let (first, second) = request.split_at(split);
+            let seen = replay(&[first, second], limits);
+            assert_eq!(seen.read, request, "split at {split}");
+            assert!(seen.rejections.is_empty(), "split at {split}");
+        }
+        let seen = replay(&[b"GET /0123456789 HTTP/1.1\r"], limits);
+        assert!(seen.rejections.is_empty());
+        let over = replay(&[b"GET /0123456789 HTTP/1.1x"], limits);
+        assert_eq!(over.refusal, Some((0, Rejection::RequestLineTooLong)));
+        assert_eq!(over.read, STAND_IN);
     }
 }
