@@ -202,7 +202,13 @@ impl Bridge {
         id: ExchangeId,
         status: StatusCode,
         headers: HeaderMap,
+        reason: Option<&str>,
     ) -> Result<(), Error> {
+        // Checked before anything changes, so a bad phrase leaves the exchange as it was.
+        let mut head = http::Response::new(ResponseBody::empty());
+        if let Some(reason) = reason {
+            crate::handler::set_reason_phrase(&mut head, reason)?;
+        }
         let responder = self.take_responder(id)?;
         let me = self.me.clone();
         let (writer, body) = BodyWriter::channel(
@@ -216,10 +222,10 @@ impl Bridge {
         if let Some(exchange) = lock(&self.exchanges).get_mut(&id) {
             exchange.writer = Some(writer);
         }
-        let mut response = http::Response::new(body);
-        *response.status_mut() = status;
-        *response.headers_mut() = headers;
-        let _ = responder.send(Ok(response));
+        let (mut parts, _) = head.into_parts();
+        parts.status = status;
+        parts.headers = headers;
+        let _ = responder.send(Ok(http::Response::from_parts(parts, body)));
         Ok(())
     }
 

@@ -56,3 +56,16 @@ impl std::fmt::Display for Abort {
 }
 
 impl std::error::Error for Abort {}
+
+/// Sets a custom HTTP/1.1 reason phrase ("200 Fine Thanks"). HTTP/2 has none. The
+/// phrase must be visible ASCII, spaces or tabs.
+pub fn set_reason_phrase(response: &mut Response, reason: &str) -> Result<(), crate::Error> {
+    let phrase = hyper::ext::ReasonPhrase::try_from(reason.as_bytes().to_vec()).map_err(|_| {
+        crate::Error::new(
+            crate::ErrorCode::InvalidStatus,
+            format!("reason phrase {reason:?} has characters HTTP does not allow"),
+        )
+    })?;
+    response.extensions_mut().insert(phrase);
+    Ok(())
+}

@@ -315,19 +315,34 @@ impl NativeServer {
         status: u32,
         headers: String,
         body: Unknown<'_>,
+        reason: Option<String>,
     ) -> napi::Result<()> {
         let mut response =
             http::Response::new(peregrine_core::ResponseBody::full(convert::bytes(body)?));
         *response.status_mut() = convert::status(status)?;
         *response.headers_mut() = convert::headers(&headers)?;
+        if let Some(reason) = reason {
+            peregrine_core::set_reason_phrase(&mut response, &reason).map_err(js_error)?;
+        }
         self.bridge.respond(id, response).map_err(js_error)
     }
 
     /// Sends the response head of a streamed response.
     #[napi]
-    pub fn start_response(&self, id: u32, status: u32, headers: String) -> napi::Result<()> {
+    pub fn start_response(
+        &self,
+        id: u32,
+        status: u32,
+        headers: String,
+        reason: Option<String>,
+    ) -> napi::Result<()> {
         self.bridge
-            .start_response(id, convert::status(status)?, convert::headers(&headers)?)
+            .start_response(
+                id,
+                convert::status(status)?,
+                convert::headers(&headers)?,
+                reason.as_deref(),
+            )
             .map_err(js_error)
     }
 

@@ -40,8 +40,14 @@ export interface NativeServerOptions {
 export interface NativeServerHandle {
   listen(): string[];
   drain(): Buffer[] | null;
-  respond(id: number, status: number, headers: string, body: string | Uint8Array | null | undefined): void;
-  startResponse(id: number, status: number, headers: string): void;
+  respond(
+    id: number,
+    status: number,
+    headers: string,
+    body: string | Uint8Array | null | undefined,
+    reason?: string | undefined,
+  ): void;
+  startResponse(id: number, status: number, headers: string, reason?: string | undefined): void;
   /** 0: go on; 1: buffer full, wait for write-ready; 2: closed. */
   write(id: number, chunk: string | Uint8Array): number;
   finish(id: number, trailers: string): void;

@@ -310,7 +310,13 @@ export class NativeExchange
       return;
     }
     const headers = this.#headers;
-    this.#owner.handle.respond(this.id, this.#statusCode, headers === undefined ? "" : headers.pack(), chunk);
+    this.#owner.handle.respond(
+      this.id,
+      this.#statusCode,
+      headers === undefined ? "" : headers.pack(),
+      chunk,
+      this.reasonPhrase,
+    );
     headers?.lock();
     this.#state = COMPLETED;
     this.#done();
@@ -319,7 +325,12 @@ export class NativeExchange
   #sendHead(): void {
     if (this.#state !== NOT_STARTED) return;
     const headers = this.#headers;
-    this.#owner.handle.startResponse(this.id, this.#statusCode, headers === undefined ? "" : headers.pack());
+    this.#owner.handle.startResponse(
+      this.id,
+      this.#statusCode,
+      headers === undefined ? "" : headers.pack(),
+      this.reasonPhrase,
+    );
     headers?.lock();
     this.#state = STARTED;
   }
