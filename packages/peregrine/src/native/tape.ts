@@ -3,6 +3,11 @@
  * records. The format is defined in crates/peregrine-node/src/tape.rs; keep the two in
  * step. Request records are decoded lazily: only the method and target are read up
  * front, headers and addresses when the app asks for them.
+ *
+ * TLS details cross once per connection: a `Tls` record (connection id, protocol,
+ * cipher suite, ALPN, SNI, client certificate DER) comes just before the connection's
+ * first `Request`; the server keeps it by connection id until `ConnectionClosed`.
+ * Request records carry the HTTP/2 stream id (0 when there is none).
  */
 
 export const Kind = {
