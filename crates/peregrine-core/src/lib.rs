@@ -31,7 +31,9 @@ pub use connection::ConnectionInfo;
 pub use endpoint::{Endpoint, Protocols, Scheme};
 pub use error::{Error, ErrorCode};
 pub use guard::Rejection;
-pub use handler::{Abort, Handler, Request, RequestHead, ResetStream, Response, StreamId, set_reason_phrase};
+pub use handler::{
+    set_reason_phrase, Abort, Handler, Request, RequestHead, ResetStream, Response, StreamId,
+};
 pub use server::{Http2Limits, Limits, RunningServer, Server, ServerOptions};
 pub use stats::StatsSnapshot;
 pub use tls::{CertificatePem, ClientCertificateMode, TlsInfo, TlsOptions};

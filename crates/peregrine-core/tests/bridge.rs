@@ -215,7 +215,9 @@ async fn streams_responses_with_backpressure_and_trailers() {
     // HTTP/1.1 sends only the trailer fields the response declared.
     let mut headers = HeaderMap::new();
     headers.insert("trailer", "x-checksum".parse().unwrap());
-    bridge.start_response(id, StatusCode::OK, headers, None).unwrap();
+    bridge
+        .start_response(id, StatusCode::OK, headers, None)
+        .unwrap();
     // The high-water mark is 16 bytes here.
     assert_eq!(
         bridge.write(id, Bytes::from_static(b"0123456789")).unwrap(),
