@@ -61,6 +61,23 @@ export const ErrorCodes = {
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
+/**
+ * A value as an error message shows it: strings quoted, objects as JSON where they can
+ * be. Never throws, whatever the value (BigInt, cycles, null-prototype objects).
+ */
+export function describeValue(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "object" && value !== null) {
+    try {
+      return JSON.stringify(value) ?? Object.prototype.toString.call(value);
+    } catch {
+      return Object.prototype.toString.call(value);
+    }
+  }
+  return String(value);
+}
+
 export class PeregrineError extends Error {
   readonly code: string;
   constructor(code: string, message: string, options?: ErrorOptions) {

@@ -1,11 +1,11 @@
-import { ErrorCodes, PeregrineError } from "../errors.js";
+import { describeValue, ErrorCodes, PeregrineError } from "../errors.js";
 import { IServerAddressesFeature } from "../features/index.js";
 import { createConsoleLogger, type Logger } from "../logging.js";
 import { type EndpointOptions, validateEndpoints } from "../server/endpoints.js";
 import type { LimitsOptions } from "../server/limits.js";
 import type { IServer } from "../server/server.js";
-import { isServerName, type ServerName, selectServer } from "../servers/select.js";
 import { type TlsOptions, toNativeTlsOptions } from "../server/tls.js";
+import { isServerName, type ServerName, selectServer } from "../servers/select.js";
 import { ApplicationBuilder } from "./application-builder.js";
 import { HostingApplication } from "./hosting-application.js";
 
@@ -41,31 +41,63 @@ export interface WebApplicationOptions {
   logger?: Logger;
 }
 
-const KNOWN_OPTIONS = new Set(["urls", "server", "limits", "shutdownTimeout", "addServerHeader", "logger", "tls", "endpoints"]);
+const KNOWN_OPTIONS = new Set([
+  "urls",
+  "server",
+  "limits",
+  "shutdownTimeout",
+  "addServerHeader",
+  "logger",
+  "tls",
+  "endpoints",
+]);
+
+const LOG_METHODS = ["error", "warn", "info", "debug"] as const;
 
 function invalidOption(message: string): PeregrineError {
   return new PeregrineError(ErrorCodes.INVALID_OPTION, message);
 }
 
 function validate(options: WebApplicationOptions): void {
-  if (options === null || typeof options !== "object") throw invalidOption("WebApplication.create() takes an options object");
+  if (options === null || typeof options !== "object")
+    throw invalidOption("WebApplication.create() takes an options object");
   for (const key of Object.keys(options)) {
     if (!KNOWN_OPTIONS.has(key)) throw invalidOption(`unknown option "${key}"`);
   }
   if (options.urls !== undefined) {
     if (!Array.isArray(options.urls) || options.urls.some((u) => typeof u !== "string")) {
-      throw invalidOption(`urls must be an array of strings, not ${JSON.stringify(options.urls)}`);
+      throw invalidOption(`urls must be an array of strings, not ${describeValue(options.urls)}`);
     }
   }
   if (options.endpoints !== undefined) validateEndpoints(options.endpoints);
   if (options.tls !== undefined) toNativeTlsOptions(options.tls);
   const timeout = options.shutdownTimeout;
   if (timeout !== undefined && (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout < 0)) {
-    throw invalidOption(`shutdownTimeout = ${String(timeout)} is invalid: expected milliseconds >= 0`);
+    throw invalidOption(`shutdownTimeout = ${describeValue(timeout)} is invalid: expected milliseconds >= 0`);
+  }
+  if (options.addServerHeader !== undefined && typeof options.addServerHeader !== "boolean") {
+    throw invalidOption(
+      `addServerHeader = ${describeValue(options.addServerHeader)} is invalid: expected true or false`,
+    );
+  }
+  const logger: unknown = options.logger;
+  if (
+    logger !== undefined &&
+    (typeof logger !== "object" ||
+      logger === null ||
+      LOG_METHODS.some((m) => typeof (logger as Record<string, unknown>)[m] !== "function"))
+  ) {
+    throw invalidOption(
+      `logger = ${describeValue(logger)} is invalid: expected an object with ${LOG_METHODS.join(", ")} methods`,
+    );
   }
   const server = options.server;
-  if (server !== undefined && !isServerName(server) && (typeof server !== "object" || server === null || typeof server.start !== "function")) {
-    throw invalidOption(`server = ${JSON.stringify(server)} is invalid: expected "native", "node" or an IServer`);
+  if (
+    server !== undefined &&
+    !isServerName(server) &&
+    (typeof server !== "object" || server === null || typeof server.start !== "function")
+  ) {
+    throw invalidOption(`server = ${describeValue(server)} is invalid: expected "native", "node" or an IServer`);
   }
 }
 

@@ -1,4 +1,4 @@
-import { ErrorCodes, PeregrineError } from "../errors.js";
+import { describeValue, ErrorCodes, PeregrineError } from "../errors.js";
 
 /**
  * Server limits, with Kestrel's defaults. docs/limits.md is the reference; each entry
@@ -95,10 +95,7 @@ export const DEFAULT_LIMITS: Readonly<ServerLimits> = Object.freeze({
 });
 
 function invalid(name: string, value: unknown, rule: string): PeregrineError {
-  return new PeregrineError(
-    ErrorCodes.INVALID_OPTION,
-    `limits.${name} = ${typeof value === "string" ? JSON.stringify(value) : String(value)} is invalid: ${rule}`,
-  );
+  return new PeregrineError(ErrorCodes.INVALID_OPTION, `limits.${name} = ${describeValue(value)} is invalid: ${rule}`);
 }
 
 function bytes(name: string, value: unknown, nullable: boolean, min = 0): number | null {
@@ -141,7 +138,8 @@ function resolveHttp2Limits(given: unknown): Http2Limits {
   if (given === null || typeof given !== "object") throw invalid("http2", given, "expected an object");
   const g = given as Record<string, unknown>;
   for (const key of Object.keys(g)) {
-    if (!(key in DEFAULT_HTTP2_LIMITS)) throw invalid(`http2.${key}`, g[key], "unknown limit");
+    // Own keys only: `in` would let "constructor" or "toString" through.
+    if (!Object.hasOwn(DEFAULT_HTTP2_LIMITS, key)) throw invalid(`http2.${key}`, g[key], "unknown limit");
   }
   const pick = (key: keyof Http2Limits): unknown => (g[key] === undefined ? DEFAULT_HTTP2_LIMITS[key] : g[key]);
   const delay = pick("keepAlivePingDelay");
@@ -197,7 +195,8 @@ export function resolveLimits(given: LimitsOptions | undefined): ServerLimits {
     throw new PeregrineError(ErrorCodes.INVALID_OPTION, `limits must be an object, not ${String(given)}`);
   }
   for (const key of Object.keys(given)) {
-    if (!(key in DEFAULT_LIMITS)) throw invalid(key, (given as Record<string, unknown>)[key], "unknown limit");
+    if (!Object.hasOwn(DEFAULT_LIMITS, key))
+      throw invalid(key, (given as Record<string, unknown>)[key], "unknown limit");
   }
   const pick = <K extends keyof ServerLimits>(key: K): unknown =>
     (given as Record<string, unknown>)[key] === undefined
