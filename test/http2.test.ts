@@ -25,6 +25,7 @@ import {
   type TestCertificates,
 } from "./support/certs.js";
 import { closeSession, connectH2, h2Request } from "./support/h2.js";
+import { RawClient } from "./support/server.js";
 
 const run = promisify(execFile);
 const haveOpenssl = requireTool("openssl", hasOpenssl());
@@ -281,6 +282,27 @@ for (const mode of ["h2c", "h2 over TLS"] as const) {
       ).resolves.toBeUndefined();
     });
 
+    it("closes streams still open when shutdownTimeout runs out", async () => {
+      let arrived!: () => void;
+      const arrivedPromise = new Promise<void>((r) => {
+        arrived = r;
+      });
+      const { app, url } = await serve({ shutdownTimeout: 200 }, (a) =>
+        a.mapGet("/never", async () => {
+          arrived();
+          await new Promise(() => {});
+        }),
+      );
+      const s = await session(url);
+      const pending = h2Request(s, { path: "/never" });
+      await arrivedPromise;
+      const started = Date.now();
+      await app.stop();
+      expect(Date.now() - started).toBeLessThan(3000);
+      const r = await pending;
+      expect(r.status).toBe(0);
+    });
+
     it("finishes in-flight streams on stop(), after GOAWAY", async () => {
       let arrived!: () => void;
       const arrivedPromise = new Promise<void>((r) => {
@@ -316,6 +338,23 @@ describe.runIf(haveOpenssl)("HTTP/2 endpoints and clients", () => {
     const url = app.urls[0] as string;
     expect(await (await fetch(url)).text()).toBe("HTTP/1.1");
     expect((await h2Request(await session(url))).body.toString()).toBe("HTTP/2");
+  });
+
+  it("closes with FIN, not RST, when the client's bytes were never read", async () => {
+    const app = await start({ urls: [], endpoints: [{ url: "http://127.0.0.1:0", protocols: "http2" }] });
+    const port = Number(new URL(app.urls[0] as string).port);
+    const client = await RawClient.connect(port);
+    let reset = false;
+    client.socket.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "ECONNRESET") reset = true;
+    });
+    // An invalid preface followed by more than the server will ever read.
+    client.write(Buffer.concat([Buffer.from("INVALID CONNECTION PREFACE\r\n\r\n"), Buffer.alloc(256 * 1024, 0x41)]));
+    const received = await client.waitForClose();
+    expect(reset).toBe(false);
+    // What the server sent before closing (its SETTINGS, then GOAWAY) arrived intact.
+    expect(received.length).toBeGreaterThan(0);
+    client.close();
   });
 
   it("honours endpoints[].protocols in cleartext", async () => {
