@@ -14,6 +14,7 @@ import {
 } from "../features/index.js";
 import { HeaderDictionary } from "../http/headers.js";
 import type { Logger } from "../logging.js";
+import type { MinDataRate, ServerLimits } from "../server/limits.js";
 import { validateStatus } from "../native/exchange.js";
 import type { RequestBody, RequestBodyOwner } from "./request-body.js";
 
@@ -70,12 +71,19 @@ export abstract class ServerExchange
   #controller: AbortController | undefined;
   #traceIdentifier: string | undefined;
   #maxRequestBodySize: number | null;
+  readonly minRequestBodyDataRate: MinDataRate | null;
+  readonly #minResponseDataRate: MinDataRate | null;
   #closed = false;
 
-  constructor(logger: Logger, maxRequestBodySize: number | null) {
+  constructor(
+    logger: Logger,
+    limits: Pick<ServerLimits, "maxRequestBodySize" | "minRequestBodyDataRate" | "minResponseDataRate">,
+  ) {
     super();
     this.#logger = logger;
-    this.#maxRequestBodySize = maxRequestBodySize;
+    this.#maxRequestBodySize = limits.maxRequestBodySize;
+    this.minRequestBodyDataRate = limits.minRequestBodyDataRate;
+    this.#minResponseDataRate = limits.minResponseDataRate;
   }
 
   // ---- what subclasses provide ----
@@ -90,6 +98,10 @@ export abstract class ServerExchange
   protected abstract sendEnd(trailers: HeaderDictionary | undefined): void;
   /** Drops the exchange: close the connection (HTTP/1.1) or reset the stream (HTTP/2). */
   protected abstract destroy(): void;
+  /** Bytes written and not yet taken by the client, for minResponseDataRate. */
+  protected abstract queuedBytes(): number;
+  /** The client read too slowly (minResponseDataRate); the exchange is aborted after this. */
+  protected onResponseTooSlow(): void {}
   /** The connection feature, made when first asked for. */
   protected abstract connection(): IHttpConnectionFeature | undefined;
   /** The trace identifier, made when first asked for. */
@@ -236,9 +248,32 @@ export abstract class ServerExchange
   #write(chunk: BodyChunk): Promise<void> {
     if (this.#state !== STARTED) return this.write(chunk);
     if (this.sendChunk(chunk)) return RESOLVED;
-    return new Promise((resolve) => {
+    const waiting = new Promise<void>((resolve) => {
       (this.#drainWaiters ??= []).push(resolve);
     });
+    return this.#minResponseDataRate === null ? waiting : this.#watchRate(waiting, this.#minResponseDataRate);
+  }
+
+  /**
+   * minResponseDataRate, as the native core measures it: while a write waits, what the
+   * client takes must keep up with `bytesPerSecond` after the grace period, or the
+   * exchange is aborted. The clock runs only while a write waits.
+   */
+  #watchRate(waiting: Promise<void>, rate: MinDataRate): Promise<void> {
+    const since = performance.now();
+    const queued = this.queuedBytes();
+    let timer: NodeJS.Timeout | undefined;
+    const check = () => {
+      const taken = Math.max(0, queued - this.queuedBytes());
+      const allowance = Math.max(rate.gracePeriod, (taken / Math.max(rate.bytesPerSecond, Number.MIN_VALUE)) * 1000);
+      const waited = performance.now() - since;
+      if (waited >= allowance) {
+        this.onResponseTooSlow();
+        this.abort();
+      } else timer = setTimeout(check, allowance - waited);
+    };
+    timer = setTimeout(check, rate.gracePeriod);
+    return waiting.finally(() => clearTimeout(timer));
   }
 
   #end(): void {

@@ -1,4 +1,5 @@
 import { BadHttpRequestError, ErrorCodes, PeregrineError } from "../errors.js";
+import type { MinDataRate } from "../server/limits.js";
 
 /** Where a request body's bytes come from: one chunk per `read()`, null at the end. */
 export interface BodyReader {
@@ -13,8 +14,10 @@ export interface RequestBodyOwner {
   readonly maxRequestBodySize: number | null;
   /** The app started reading: e.g. send `100 Continue`. */
   onBodyReadStarted?(): void;
-  /** The body broke the size limit: the connection must not be reused. */
-  onBodyTooLarge?(): void;
+  /** limits.minRequestBodyDataRate, or null for no check. */
+  readonly minRequestBodyDataRate: MinDataRate | null;
+  /** The body broke a limit (size, rate): the rest is unread, so the connection must not be reused. */
+  onBodyRejected?(): void;
 }
 
 export function bodyTooLarge(limit: number): BadHttpRequestError {
@@ -23,6 +26,35 @@ export function bodyTooLarge(limit: number): BadHttpRequestError {
     413,
     `the request body is larger than the limit of ${limit} bytes (limits.maxRequestBodySize)`,
   );
+}
+
+function tooSlow(): BadHttpRequestError {
+  return new BadHttpRequestError(
+    ErrorCodes.MIN_REQUEST_BODY_DATA_RATE,
+    408,
+    "the client sent the request body too slowly (limits.minRequestBodyDataRate)",
+  );
+}
+
+/**
+ * minRequestBodyDataRate, as the native core measures it: the clock runs only while
+ * the app waits for data that is not there, so a slow app is not blamed on the client.
+ * After the grace period, the client must have sent `bytesPerSecond` for every second
+ * it kept the app waiting.
+ */
+class RateWatch {
+  #waited = 0;
+  constructor(readonly rate: MinDataRate) {}
+
+  /** Milliseconds the app may still wait, given what the client has sent. */
+  remaining(received: number): number {
+    const earned = (received / Math.max(this.rate.bytesPerSecond, Number.MIN_VALUE)) * 1000;
+    return Math.max(this.rate.gracePeriod, earned) - this.#waited;
+  }
+
+  waited(ms: number): void {
+    this.#waited += ms;
+  }
 }
 
 /**
@@ -41,6 +73,7 @@ export class RequestBody implements AsyncIterable<Uint8Array>, AsyncIterator<Uin
   #error: Error | undefined;
   #limit: number | null = null;
   #received = 0;
+  #rate: RateWatch | undefined;
 
   /** `reader` undefined means an empty body; `declaredLength` is the Content-Length, if any. */
   constructor(owner: RequestBodyOwner, reader: BodyReader | undefined, declaredLength: number | undefined) {
@@ -74,7 +107,25 @@ export class RequestBody implements AsyncIterable<Uint8Array>, AsyncIterator<Uin
       this.#tooLarge(limit);
       return;
     }
-    if (!this.#ended) this.#owner.onBodyReadStarted?.();
+    if (this.#ended) return;
+    const rate = this.#owner.minRequestBodyDataRate;
+    if (rate !== null) this.#rate = new RateWatch(rate);
+    this.#owner.onBodyReadStarted?.();
+  }
+
+  /** The next chunk; under a rate watch, fails with 408 when the client falls behind. */
+  #read(reader: BodyReader): Promise<Uint8Array | null> {
+    const rate = this.#rate;
+    if (rate === undefined) return reader.read();
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(tooSlow()), Math.max(0, rate.remaining(this.#received)));
+    });
+    return Promise.race([reader.read(), expired]).finally(() => {
+      clearTimeout(timer);
+      rate.waited(performance.now() - started);
+    });
   }
 
   async next(): Promise<IteratorResult<Uint8Array>> {
@@ -83,8 +134,13 @@ export class RequestBody implements AsyncIterable<Uint8Array>, AsyncIterator<Uin
     const reader = this.#reader as BodyReader;
     let chunk: Uint8Array | null;
     try {
-      chunk = await reader.read();
+      chunk = await this.#read(reader);
     } catch (error) {
+      if (error instanceof BadHttpRequestError && error.code === ErrorCodes.MIN_REQUEST_BODY_DATA_RATE) {
+        this.fail(error);
+        this.#owner.onBodyRejected?.();
+        throw error;
+      }
       // An abort may have failed the body while the read was pending; that error wins.
       this.fail(
         this.#error ??
@@ -121,7 +177,7 @@ export class RequestBody implements AsyncIterable<Uint8Array>, AsyncIterator<Uin
 
   #tooLarge(limit: number): void {
     this.fail(bodyTooLarge(limit));
-    this.#owner.onBodyTooLarge?.();
+    this.#owner.onBodyRejected?.();
   }
 
   /** Ends reading with an error (an abort, a broken body); a body read to the end is left alone. */

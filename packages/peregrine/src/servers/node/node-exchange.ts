@@ -14,6 +14,7 @@ import {
 } from "../../features/index.js";
 import { HeaderDictionary } from "../../http/headers.js";
 import type { Logger } from "../../logging.js";
+import type { ServerLimits } from "../../server/limits.js";
 import { connectionIdString, ServerExchange } from "../exchange.js";
 import { RequestBody } from "../request-body.js";
 import { declaredLength, hasNoBody, type NodeRequest, NodeRequestFeature, readableBodyReader } from "./node-request.js";
@@ -42,6 +43,7 @@ export class NodeConnection implements IHttpConnectionFeature {
   readonly #session: Http2Session | undefined;
   #tls: NodeTlsConnection | undefined;
   #closing = false;
+  #idle: (() => void)[] | undefined;
 
   constructor(id: number, socket: Socket, session: Http2Session | undefined) {
     this.connectionId = connectionIdString(id);
@@ -74,7 +76,24 @@ export class NodeConnection implements IHttpConnectionFeature {
 
   exchangeEnded(): void {
     this.active--;
-    if (this.#closing && this.active === 0 && this.#session === undefined) this.#socket.end();
+    if (this.active > 0) return;
+    const idle = this.#idle;
+    this.#idle = undefined;
+    if (idle !== undefined) for (const callback of idle) callback();
+    if (this.#closing && this.#session === undefined) this.#socket.end();
+  }
+
+  /** Runs `callback` once no request is in flight on this connection. */
+  /** The latest request on this connection; a parse error after it concerns a pipelined one. */
+  lastRequest: { readonly complete: boolean } | undefined;
+
+  get lastRequestComplete(): boolean {
+    return this.lastRequest === undefined || this.lastRequest.complete;
+  }
+
+  whenIdle(callback: () => void): void {
+    if (this.active === 0) callback();
+    else (this.#idle ??= []).push(callback);
   }
 
   destroy(): void {
@@ -87,7 +106,9 @@ export class NodeConnection implements IHttpConnectionFeature {
 export interface NodeExchangeOwner {
   readonly logger: Logger;
   readonly addServerHeader: boolean;
-  readonly maxRequestBodySize: number | null;
+  readonly limits: ServerLimits;
+  /** Logs and counts a refusal by its reason code (docs/limits.md). */
+  rejected(reason: string, status: number, connection: NodeConnection | undefined): void;
   /** True once stop() began: HTTP/1.1 responses ask the client to close the connection. */
   readonly stopping: boolean;
 }
@@ -151,13 +172,14 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
     connection: NodeConnection,
     options: { https: boolean; expectContinue: boolean },
   ) {
-    super(owner.logger, owner.maxRequestBodySize);
+    super(owner.logger, owner.limits);
     this.#owner = owner;
     this.req = req;
     this.res = res;
     this.#http2 = isHttp2(res);
     this.#connection = connection;
     connection.active++;
+    connection.lastRequest = req;
     this.#requestNumber = ++connection.requests;
     this.#expectContinue = options.expectContinue;
     this.requestBody = new RequestBody(this, hasNoBody(req) ? undefined : readableBodyReader(req), declaredLength(req));
@@ -218,7 +240,7 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
     if (this.#expectContinue && !this.hasStarted) this.res.writeContinue();
   }
 
-  onBodyTooLarge(): void {
+  onBodyRejected(): void {
     // The rest of the body is unread: the connection cannot carry another request.
     this.#closeConnection = true;
   }
@@ -254,9 +276,11 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
   protected sendWhole(chunk: BodyChunk | undefined): void {
     this.#applyHead();
     const res = this.res;
-    // node sends no Content-Length for HEAD; the native core does, as the GET would.
-    if (chunk !== undefined && this.request.method === "HEAD" && !res.hasHeader("content-length")) {
-      res.setHeader("content-length", typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.byteLength);
+    // A whole response says how long it is, as from the native core. node would leave
+    // Content-Length out for HEAD and for HTTP/1.0 (ending the body by closing instead).
+    const status = this.statusCode;
+    if (!res.hasHeader("content-length") && status >= 200 && status !== 204 && status !== 304) {
+      res.setHeader("content-length", chunk === undefined ? 0 : typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.byteLength);
     }
     if (chunk === undefined) res.end();
     else res.end(chunk);
@@ -275,6 +299,14 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
       else (res as ServerResponse).addTrailers([...trailers]);
     }
     res.end();
+  }
+
+  protected queuedBytes(): number {
+    return this.res.writableLength;
+  }
+
+  protected override onResponseTooSlow(): void {
+    this.#owner.rejected("MIN_RESPONSE_DATA_RATE", 0, this.#connection);
   }
 
   protected destroy(): void {

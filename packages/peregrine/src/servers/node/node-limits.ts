@@ -5,41 +5,15 @@ import type { Server as NetServer } from "node:net";
 import type { ServerLimits } from "../../server/limits.js";
 
 /**
- * The edge-safety limits, read where present: ServerLimits gains them with the
- * edge-safety work, and this mapping takes each one as soon as it exists.
- */
-type EdgeLimits = ServerLimits &
-  Partial<{
-    maxConcurrentConnections: number | null;
-    maxRequestLineSize: number;
-    maxRequestHeaderCount: number;
-    maxRequestHeadersTotalSize: number;
-    keepAliveTimeout: number;
-    requestHeadersTimeout: number;
-  }>;
-
-/** Kestrel's defaults, for the limits ServerLimits does not carry yet. */
-const KEEP_ALIVE_TIMEOUT = 130_000;
-const REQUEST_HEADERS_TIMEOUT = 30_000;
-
-export function keepAliveTimeout(limits: ServerLimits): number {
-  return (limits as EdgeLimits).keepAliveTimeout ?? KEEP_ALIVE_TIMEOUT;
-}
-
-/**
  * Maps Peregrine's limits onto node:http's server options, for the limits node can
  * enforce. docs/servers.md lists, per limit, what NodeServer does and what it cannot.
  * maxRequestBodySize is not here: NodeServer enforces it while the body is read.
  */
 export function httpServerOptions(limits: ServerLimits): ServerOptions {
-  const l = limits as EdgeLimits;
-  const headersTimeout = l.requestHeadersTimeout ?? REQUEST_HEADERS_TIMEOUT;
+  const headersTimeout = limits.requestHeadersTimeout;
   // node counts the request line in maxHeaderSize; the native core bounds the head by
   // maxRequestBufferSize (at least 8 KiB) and the header section by maxRequestHeadersTotalSize.
-  const headSize =
-    l.maxRequestHeadersTotalSize !== undefined
-      ? Math.min(Math.max(limits.maxRequestBufferSize, 8192), l.maxRequestHeadersTotalSize + (l.maxRequestLineSize ?? 8192))
-      : Math.max(limits.maxRequestBufferSize, 8192);
+  const headSize = Math.min(Math.max(limits.maxRequestBufferSize, 8192), limits.maxRequestHeadersTotalSize + limits.maxRequestLineSize);
   return {
     maxHeaderSize: headSize,
     // Streamed responses wait on `drain` once this much is queued.
@@ -47,44 +21,97 @@ export function httpServerOptions(limits: ServerLimits): ServerOptions {
     headersTimeout,
     // The native core has no deadline for a whole request; node's default (300 s) would cut off long uploads.
     requestTimeout: 0,
-    keepAliveTimeout: keepAliveTimeout(limits),
+    keepAliveTimeout: limits.keepAliveTimeout,
     // node checks the timeouts above on this interval; a quarter of the deadline keeps them close.
     connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(headersTimeout / 4))),
     // One more than the limit, so that NodeServer sees an excess and answers 431 (node would drop the rest silently).
-    ...(l.maxRequestHeaderCount !== undefined ? { maxHeadersCount: l.maxRequestHeaderCount + 1 } : {}),
+    maxHeadersCount: limits.maxRequestHeaderCount + 1,
   } as ServerOptions;
 }
 
 /** Limits node takes on the server object rather than as options. */
-export function applyServerLimits(server: NetServer, limits: ServerLimits): void {
-  const max = (limits as EdgeLimits).maxConcurrentConnections;
+export function applyServerLimits(server: NetServer, limits: ServerLimits, http1Fallback: boolean): void {
   // node closes connections over maxConnections at accept, as the native core does.
-  if (max !== undefined && max !== null) server.maxConnections = max;
+  if (limits.maxConcurrentConnections !== null) server.maxConnections = limits.maxConcurrentConnections;
+  if (http1Fallback) {
+    // node:http2's HTTP/1.1 fallback (allowHTTP1) runs node:http's connection code, which
+    // reads these from whatever server it serves; the headers timeout it cannot apply there.
+    const options = httpServerOptions(limits);
+    Object.assign(server, {
+      maxHeaderSize: options.maxHeaderSize,
+      keepAliveTimeout: options.keepAliveTimeout,
+      maxHeadersCount: (options as { maxHeadersCount?: number }).maxHeadersCount ?? null,
+    });
+  }
+}
+
+/** A refusal: the status the client gets and the reason code in the log (docs/limits.md). */
+export interface Refusal {
+  status: number;
+  reason: string;
 }
 
 /**
  * Checks a parsed HTTP/1.x request head against the limits node cannot apply while
- * parsing; returns the status to answer, or undefined when the head is within them.
+ * parsing; returns the refusal, or undefined when the head is within them.
  */
-export function headLimitStatus(req: http.IncomingMessage, limits: ServerLimits): 414 | 431 | undefined {
-  const l = limits as EdgeLimits;
-  if (l.maxRequestLineSize !== undefined) {
-    const line = (req.method?.length ?? 0) + 1 + (req.url?.length ?? 0) + 9;
-    if (line > l.maxRequestLineSize) return 414;
+export function headLimitStatus(req: http.IncomingMessage, limits: ServerLimits): Refusal | undefined {
+  const line = (req.method?.length ?? 0) + 1 + (req.url?.length ?? 0) + 9;
+  if (line > limits.maxRequestLineSize) return { status: 414, reason: "REQUEST_LINE_TOO_LONG" };
+  if (req.rawHeaders.length / 2 > limits.maxRequestHeaderCount) return { status: 431, reason: "TOO_MANY_HEADERS" };
+  let size = 0;
+  // Each field line: name, ": ", value, CRLF.
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    size += (req.rawHeaders[i] as string).length + 2 + (req.rawHeaders[i + 1] as string).length + 2;
   }
-  if (l.maxRequestHeaderCount !== undefined && req.rawHeaders.length / 2 > l.maxRequestHeaderCount) return 431;
-  if (l.maxRequestHeadersTotalSize !== undefined) {
-    let size = 0;
-    for (const field of req.rawHeaders) size += field.length + 2;
-    if (size > l.maxRequestHeadersTotalSize) return 431;
-  }
+  if (size > limits.maxRequestHeadersTotalSize) return { status: 431, reason: "HEADERS_TOO_LARGE" };
   return undefined;
+}
+
+/** node's parser errors, as the native server's refusals; undefined for a client that went away. */
+export function clientErrorReason(code: string | undefined, detail: string | undefined, rawPacket?: Buffer): Refusal | undefined {
+  switch (code) {
+    case "ECONNRESET":
+    case "EPIPE":
+    case "HPE_INVALID_EOF_STATE": // the client closed mid-request
+      return undefined;
+    case "HPE_HEADER_OVERFLOW":
+      return { status: 431, reason: "HEADERS_TOO_LARGE" };
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return { status: 408, reason: "REQUEST_HEADERS_TIMEOUT" };
+    case "HPE_INVALID_VERSION":
+      // llhttp refuses every version but 0.9, 1.0 and 1.1 alike; a well-formed one is 505, as from the native core.
+      return /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ \r\n]+ HTTP\/\d\.\d\r\n/.test(rawPacket?.toString("latin1") ?? "")
+        ? { status: 505, reason: "HTTP_VERSION_NOT_SUPPORTED" }
+        : { status: 400, reason: "BAD_REQUEST_LINE" };
+    case "HPE_CR_EXPECTED":
+    case "HPE_LF_EXPECTED":
+      return { status: 400, reason: "BAD_REQUEST_BARE_LF" };
+    case "HPE_INVALID_METHOD":
+    case "HPE_INVALID_CONSTANT":
+      return { status: 400, reason: "BAD_REQUEST_LINE" };
+    case "HPE_INVALID_URL":
+      return { status: 400, reason: "BAD_REQUEST_TARGET" };
+    case "HPE_INVALID_HEADER_TOKEN":
+      return { status: 400, reason: "BAD_REQUEST_HEADER_NAME" };
+    case "HPE_INVALID_TRANSFER_ENCODING":
+      // llhttp reports Transfer-Encoding beside Content-Length under this code too.
+      return { status: 400, reason: /content-length/i.test(detail ?? "") ? "BAD_REQUEST_TE_CL" : "BAD_REQUEST_TE" };
+    case "HPE_UNEXPECTED_CONTENT_LENGTH":
+      return { status: 400, reason: "BAD_REQUEST_TE_CL" };
+    case "HPE_INVALID_CONTENT_LENGTH":
+      return { status: 400, reason: "BAD_REQUEST_CONTENT_LENGTH" };
+    case "HPE_INVALID_CHUNK_SIZE":
+    case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
+      return { status: 400, reason: "BAD_REQUEST_CHUNK" };
+    default:
+      return { status: 400, reason: "BAD_REQUEST" };
+  }
 }
 
 /** HTTP/2 settings from limits.http2, and the HTTP/1.1 limits for ALPN's http/1.1 fallback. */
 export function http2ServerOptions(limits: ServerLimits): SecureServerOptions {
   const h2 = limits.http2;
-  const l = limits as EdgeLimits;
   return {
     settings: {
       maxConcurrentStreams: h2.maxStreamsPerConnection,
@@ -94,7 +121,7 @@ export function http2ServerOptions(limits: ServerLimits): SecureServerOptions {
       initialWindowSize: h2.initialStreamWindowSize,
     },
     // Header fields per stream: the request limit plus the four pseudo-headers. node refuses streams over it.
-    maxHeaderListPairs: Math.max(4, (l.maxRequestHeaderCount ?? 100) + 4),
+    maxHeaderListPairs: Math.max(4, limits.maxRequestHeaderCount + 4),
   };
 }
 

@@ -9,11 +9,21 @@ import { createConsoleLogger, type Logger } from "../../logging.js";
 import { type EndpointOptions, type HttpProtocols, validateEndpoints } from "../../server/endpoints.js";
 import { type LimitsOptions, resolveLimits, type ServerLimits } from "../../server/limits.js";
 import type { IHttpApplication, IServer } from "../../server/server.js";
+import type { ServerStats } from "../../native/native-server.js";
 import type { TlsOptions } from "../../server/tls.js";
 import { bindError, type EndpointUrl, parseEndpointUrl, urlFor } from "../endpoint-url.js";
+import { connectionIdString } from "../exchange.js";
 import { NodeConnection, NodeExchange, type NodeExchangeOwner, type NodeResponse } from "./node-exchange.js";
-import { applyHttp2Limits, applyServerLimits, headLimitStatus, http2ServerOptions, httpServerOptions, keepAliveTimeout } from "./node-limits.js";
+import {
+  applyHttp2Limits,
+  applyServerLimits,
+  clientErrorReason,
+  headLimitStatus,
+  http2ServerOptions,
+  httpServerOptions,
+} from "./node-limits.js";
 import type { NodeRequest } from "./node-request.js";
+import { headRefusal } from "./head-checks.js";
 import { detectPreface } from "./preface.js";
 import { applyTls, type NodeTlsSettings, nodeTlsSettings, refusesPeer, secureServerOptions } from "./node-tls.js";
 
@@ -69,7 +79,7 @@ export class NodeServer implements IServer, NodeExchangeOwner {
   readonly addServerHeader: boolean;
   readonly #addresses: string[] = [];
   readonly #endpoints: EndpointOptions[];
-  readonly #limits: ServerLimits;
+  readonly limits: ServerLimits;
   readonly #shutdownTimeout: number;
   #tlsOptions: TlsOptions | undefined;
   #tls: NodeTlsSettings | undefined;
@@ -77,14 +87,21 @@ export class NodeServer implements IServer, NodeExchangeOwner {
   /** Open connections by their socket (HTTP/1.x) or session (HTTP/2). */
   readonly #connections = new Map<object, NodeConnection>();
   readonly #sockets = new Set<Socket>();
+  /** Connection ids by socket (HTTP/1.x) or session (HTTP/2), given on first sight. */
+  readonly #ids = new WeakMap<object, number>();
+  /** Connections answered with a refusal, closing once it is sent. */
+  readonly #refused = new WeakSet<Socket>();
   #connectionCount = 0;
+  #totalConnections = 0;
+  #totalRequests = 0;
+  readonly #rejections: Record<string, number> = {};
   #application: IHttpApplication<unknown> | undefined;
   #started = false;
   #stopping = false;
   #stopped: Promise<void> | undefined;
 
   constructor(options: NodeServerOptions = {}) {
-    this.#limits = resolveLimits(options.limits);
+    this.limits = resolveLimits(options.limits);
     const timeout = options.shutdownTimeout ?? 30_000;
     if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout < 0) {
       throw new PeregrineError(ErrorCodes.INVALID_OPTION, `shutdownTimeout = ${String(timeout)} is invalid: expected milliseconds >= 0`);
@@ -101,8 +118,43 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     return this.#stopping;
   }
 
-  get maxRequestBodySize(): number | null {
-    return this.#limits.maxRequestBodySize;
+  /** Counters since the server started, in the shape of NativeServer.stats. */
+  get stats(): ServerStats {
+    return {
+      currentConnections: this.#sockets.size,
+      totalConnections: this.#totalConnections,
+      totalRequests: this.#totalRequests,
+      rejections: { ...this.#rejections },
+    };
+  }
+
+  #idOf(key: object): number {
+    let id = this.#ids.get(key);
+    if (id === undefined) {
+      id = ++this.#connectionCount;
+      this.#ids.set(key, id);
+    }
+    return id;
+  }
+
+  /** One structured event per refusal, as the native server logs it (docs/limits.md). */
+  rejected(
+    reason: string,
+    status: number,
+    connection: { connectionId?: string; remoteAddress?: string | undefined; remotePort?: number | undefined } | undefined,
+    socket?: Socket,
+  ): void {
+    this.#rejections[reason] = (this.#rejections[reason] ?? 0) + 1;
+    this.logger.warn(
+      {
+        reason,
+        status,
+        connectionId: connection?.connectionId ?? (socket !== undefined ? connectionIdString(this.#idOf(socket)) : ""),
+        remoteAddress: connection?.remoteAddress ?? socket?.remoteAddress ?? "",
+        remotePort: connection?.remotePort ?? socket?.remotePort ?? 0,
+      },
+      "Request rejected",
+    );
   }
 
   /** Requests currently in flight. */
@@ -181,7 +233,7 @@ export class NodeServer implements IServer, NodeExchangeOwner {
   }
 
   #createServer(transport: Transport): AnyServer {
-    const limits = this.#limits;
+    const limits = this.limits;
     const secure = transport === "https" || transport === "h2" || transport === "https+h2";
     let server: AnyServer;
     switch (transport) {
@@ -204,17 +256,26 @@ export class NodeServer implements IServer, NodeExchangeOwner {
         });
         break;
     }
-    applyServerLimits(server, limits);
+    applyServerLimits(server, limits, transport === "https+h2");
     this.#handle(server, secure);
     if (transport === "http+h2c") {
       const h2c = http2.createServer(http2ServerOptions(limits));
       this.#handle(h2c, false);
-      detectPreface(server as http.Server, h2c, keepAliveTimeout(limits));
+      detectPreface(server as http.Server, h2c, limits.keepAliveTimeout);
     }
     server.on("connection", (socket: Socket) => {
+      this.#totalConnections++;
       this.#sockets.add(socket);
       socket.once("close", () => this.#sockets.delete(socket));
     });
+    // node hands CONNECT to a 'connect' listener, not to 'request'; Peregrine serves no tunnels.
+    server.on("connect", (_req: http.IncomingMessage, socket: Socket) => {
+      this.rejected("BAD_REQUEST_TARGET_FORM", 400, undefined, socket);
+      socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    });
+    server.on("drop", (dropped?: { remoteAddress?: string; remotePort?: number }) =>
+      this.rejected("MAX_CONCURRENT_CONNECTIONS", 0, { remoteAddress: dropped?.remoteAddress, remotePort: dropped?.remotePort }),
+    );
     if (secure) {
       server.on("secureConnection", (socket: TLSSocket) => {
         if (refusesPeer(this.#tls as NodeTlsSettings, socket)) socket.destroy();
@@ -225,7 +286,7 @@ export class NodeServer implements IServer, NodeExchangeOwner {
 
   /** Requests (and HTTP/2 sessions) of a node server go to the app. */
   #handle(server: AnyServer, secure: boolean): void {
-    const limits = this.#limits;
+    const limits = this.limits;
     server.on("session", (session: http2.ServerHttp2Session) => applyHttp2Limits(session, limits));
     const onRequest = (expectContinue: boolean) => (req: NodeRequest, res: NodeResponse) => this.#dispatch(req, res, secure, expectContinue);
     server.on("request", onRequest(false));
@@ -235,14 +296,29 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     }
   }
 
-  /** Malformed requests get node:http's own answer (400, 408 or 431); the reason is logged. */
+  /**
+   * Requests node:http refuses while parsing: answered as node would (400, 408, 431,
+   * or 505 for a version), logged with the native server's reason codes.
+   */
   #onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
-    if (error.code !== "ECONNRESET") this.logger.debug({ code: error.code }, `Bad request: ${error.message}`);
-    if (socket.writable && socket.bytesWritten === 0) {
-      const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
-      socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+    const detail = error as { reason?: string; rawPacket?: Buffer };
+    const refusal = clientErrorReason(error.code, detail.reason, detail.rawPacket);
+    if (refusal === undefined || this.#refused.has(socket)) {
+      socket.destroy();
+      return;
     }
-    socket.destroy(error);
+    const connection = this.#connections.get(socket);
+    this.rejected(refusal.reason, refusal.status, connection, socket);
+    // Requests received in full before the bad one are answered first, then the
+    // refusal; an error inside a request still arriving ends that request at once.
+    const refuse = () => {
+      if (socket.writable) {
+        socket.end(`HTTP/1.1 ${refusal.status} ${http.STATUS_CODES[refusal.status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        socket.once("finish", () => socket.destroy());
+      } else socket.destroy();
+    };
+    if (connection !== undefined && connection.lastRequestComplete) connection.whenIdle(refuse);
+    else refuse();
   }
 
   /** The connection a request arrived on, made on its first request. */
@@ -252,7 +328,7 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     let connection = this.#connections.get(key);
     if (connection === undefined) {
       const target = session ?? (req.socket as Socket);
-      connection = new NodeConnection(++this.#connectionCount, req.socket, session);
+      connection = new NodeConnection(this.#idOf(key), req.socket, session);
       this.#connections.set(key, connection);
       target.once("close", () => this.#connections.delete(key));
       if (this.#stopping) connection.closeWhenIdle();
@@ -261,11 +337,15 @@ export class NodeServer implements IServer, NodeExchangeOwner {
   }
 
   #dispatch(req: NodeRequest, res: NodeResponse, https: boolean, expectContinue: boolean): void {
+    this.#totalRequests++;
     if (!("stream" in req)) {
-      const status = headLimitStatus(req, this.#limits);
-      if (status !== undefined) {
-        this.logger.debug({ status }, status === 414 ? "Bad request: the request line is too long" : "Bad request: the request headers are too large");
-        res.writeHead(status, { connection: "close", "content-length": "0" }).end();
+      const refusal = headLimitStatus(req, this.limits) ?? headRefusal(req);
+      if (refusal !== undefined) {
+        this.rejected(refusal.reason, refusal.status, undefined, req.socket);
+        // Whatever follows on this connection is not read: its framing is in doubt.
+        this.#refused.add(req.socket);
+        res.writeHead(refusal.status, { connection: "close", "content-length": "0" }).end();
+        res.once("finish", () => req.socket.destroy());
         return;
       }
     }

@@ -2,6 +2,7 @@ import type { BodyChunk, IHttpConnectionFeature, IHttpRequestFeature } from "../
 import { HeaderDictionary } from "../../http/headers.js";
 import { REASON_PHRASES } from "../../http/status.js";
 import type { Logger } from "../../logging.js";
+import type { ServerLimits } from "../../server/limits.js";
 import { decodePath } from "../../native/request-feature.js";
 import { abortReason, connectionIdString, ServerExchange } from "../exchange.js";
 import { type BodyReader, RequestBody } from "../request-body.js";
@@ -27,7 +28,7 @@ export interface TestRequestInit {
   contentLength: number | undefined;
   connectionId: number;
   requestNumber: number;
-  maxRequestBodySize: number | null;
+  limits: ServerLimits;
 }
 
 class TestRequestFeature implements IHttpRequestFeature {
@@ -77,7 +78,7 @@ export class TestExchange extends ServerExchange {
   #connection: IHttpConnectionFeature | undefined;
 
   constructor(owner: TestExchangeOwner, init: TestRequestInit) {
-    super(owner.logger, init.maxRequestBodySize);
+    super(owner.logger, init.limits);
     this.#owner = owner;
     this.#init = init;
     this.requestBody = new RequestBody(this, init.body, init.contentLength);
@@ -201,6 +202,12 @@ export class TestExchange extends ServerExchange {
     this.#controller = undefined;
     controller?.close();
     this.#closed();
+  }
+
+  protected queuedBytes(): number {
+    const controller = this.#controller;
+    if (controller === undefined) return 0;
+    return Math.max(0, this.#owner.responseBufferSize - (controller.desiredSize ?? 0));
   }
 
   protected destroy(): void {

@@ -168,7 +168,7 @@ export class TestServer implements IServer, TestExchangeOwner {
       contentLength,
       connectionId: 1,
       requestNumber: ++this.#requests,
-      maxRequestBodySize: this.#limits.maxRequestBodySize,
+      limits: this.#limits,
     });
     this.#exchanges.add(exchange);
     const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
