@@ -91,8 +91,9 @@ describe("HTTP/1.1 connections", () => {
     const client = await connect(port);
     client.write("GET /midway HTTP/1.1\r\nHost: x\r\n\r\n");
     const text = (await client.waitForClose()).toString();
-    expect(text).toMatch(/^HTTP\/1\.1 200 /);
-    // Chunked framing never reaches its terminating zero-length chunk.
+    // The connection closes with the response cut short: either before anything was
+    // flushed, or after the head, but never with chunked framing's terminating chunk.
+    expect(text === "" || text.startsWith("HTTP/1.1 200 ")).toBe(true);
     expect(text).not.toMatch(/\r\n0\r\n\r\n$/);
   });
 
