@@ -39,11 +39,6 @@ pub(crate) struct Http2Settings {
     max_client_resets: u32,
 }
 
-/// Response bytes h2 may hold for one stream before the writer waits for the client,
-/// as Kestrel's per-stream response buffer (maxResponseBufferSize's default). h2's own
-/// 400 KiB let a client that opens 100 streams and never reads pin 40 MB.
-const MAX_SEND_BUFFER_PER_STREAM: usize = 64 * 1024;
-
 /// The window over which client resets are counted ([`ClientResets`]).
 const RESET_WINDOW: Duration = Duration::from_secs(10);
 
@@ -57,7 +52,10 @@ impl Http2Settings {
             .max_header_list_size(limits.max_request_header_field_size)
             .initial_window_size(limits.initial_stream_window_size)
             .initial_connection_window_size(limits.initial_connection_window_size)
-            .max_send_buffer_size(MAX_SEND_BUFFER_PER_STREAM)
+            // hyper's default. `send_data` reserves one chunk at a time, so h2 holds at
+            // most one chunk per stream (a slice of the application's bytes) while the
+            // client does not read.
+            .max_send_buffer_size(400 * 1024)
             // Rapid reset (CVE-2023-44487) before the server accepts a stream: more than
             // 20 reset streams waiting to be accepted is GOAWAY(ENHANCE_YOUR_CALM).
             .max_pending_accept_reset_streams(20)
@@ -430,4 +428,38 @@ async fn send_data(
         send.send_data(chunk, end_of_stream && data.is_empty())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn client_resets_trip_only_past_the_limit() {
+        let resets = ClientResets::new(200);
+        for _ in 0..200 {
+            resets.record();
+        }
+        let at_limit = tokio::time::timeout(Duration::ZERO, resets.exceeded.notified()).await;
+        assert!(at_limit.is_err(), "200 resets are within the budget");
+        resets.record();
+        let past = tokio::time::timeout(Duration::ZERO, resets.exceeded.notified()).await;
+        assert!(past.is_ok(), "the 201st reset trips it");
+    }
+
+    #[tokio::test]
+    async fn client_resets_start_over_each_window() {
+        let resets = ClientResets::new(200);
+        for _ in 0..200 {
+            resets.record();
+        }
+        if let Ok(mut window) = resets.window.lock() {
+            if let Some(earlier) = window.0.checked_sub(RESET_WINDOW) {
+                window.0 = earlier;
+            }
+        }
+        resets.record();
+        let tripped = tokio::time::timeout(Duration::ZERO, resets.exceeded.notified()).await;
+        assert!(tripped.is_err(), "a new window counts from zero");
+    }
 }
