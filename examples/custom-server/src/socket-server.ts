@@ -16,6 +16,7 @@
 import net from "node:net";
 import {
   type BodyChunk,
+  ErrorCodes,
   FeatureCollection,
   HeaderDictionary,
   type IFeatureCollection,
@@ -28,6 +29,7 @@ import {
   IHttpResponseFeature as ResponseFeature,
   type IServer,
   IServerAddressesFeature,
+  PeregrineError,
   REASON_PHRASES,
 } from "peregrine";
 
@@ -174,7 +176,7 @@ type Callback = () => void | Promise<void>;
  */
 class SocketExchange extends FeatureCollection implements IHttpResponseFeature, IHttpResponseBodyFeature {
   readonly request: IHttpRequestFeature;
-  statusCode = 200;
+  #statusCode = 200;
   reasonPhrase: string | undefined;
   headers = new HeaderDictionary();
   hasStarted = false;
@@ -213,6 +215,14 @@ class SocketExchange extends FeatureCollection implements IHttpResponseFeature, 
     this.set(RequestFeature, this.request);
     this.set<IHttpResponseFeature>(ResponseFeature, this);
     this.set<IHttpResponseBodyFeature>(ResponseBodyFeature, this);
+  }
+
+  get statusCode(): number {
+    return this.#statusCode;
+  }
+  set statusCode(value: number) {
+    if (this.hasStarted) throw new PeregrineError(ErrorCodes.RESPONSE_STARTED, "the status code cannot change after the response has started");
+    this.#statusCode = value;
   }
 
   onStarting(callback: Callback): void {
