@@ -15,6 +15,8 @@ export const ErrorCodes = {
   ADDRESS_NOT_AVAILABLE: "PEREGRINE_ADDRESS_NOT_AVAILABLE",
   /** Binding an endpoint failed for another reason (permissions, descriptors). */
   BIND_FAILED: "PEREGRINE_BIND_FAILED",
+  /** There were no URLs or endpoints to listen on. */
+  NO_ENDPOINTS: "PEREGRINE_NO_ENDPOINTS",
   /** The application was started twice, or changed after it started. */
   ALREADY_STARTED: "PEREGRINE_ALREADY_STARTED",
   /** A route template is malformed. */

@@ -171,7 +171,7 @@ export class NodeServer implements IServer, NodeExchangeOwner {
       ...this.#endpoints.map((e): [EndpointUrl, HttpProtocols] => [parseEndpointUrl(e.url), e.protocols ?? "http1AndHttp2"]),
     ];
     if (endpoints.length === 0) {
-      throw new PeregrineError(ErrorCodes.INVALID_OPTION, "no endpoints to listen on: give at least one URL");
+      throw new PeregrineError(ErrorCodes.NO_ENDPOINTS, "no endpoints to listen on: give at least one URL");
     }
     const secure = endpoints.filter(([e]) => e.scheme === "https").map(([e]) => `"${e.url}"`);
     if (secure.length > 0) {
