@@ -669,6 +669,66 @@ export const CASES: ConformanceCase[] = [
     },
   },
   {
+    name: "limits: minRequestBodyDataRate answers 408 to a trickling body",
+    needs: ["limits"],
+    async run(sut) {
+      const t = await startOn(sut, (app) => app.mapPost("/upload", async (ctx) => `read ${(await ctx.request.bytes()).length}`), {
+        limits: { minRequestBodyDataRate: { bytesPerSecond: 1000, gracePeriod: 300 } },
+      });
+      let timer: NodeJS.Timeout | undefined;
+      // One byte every 100 ms: 10 bytes/s, far below the 1000 the limit asks for.
+      const trickle = new ReadableStream<Uint8Array>({
+        start(controller) {
+          timer = setInterval(() => {
+            try {
+              controller.enqueue(new Uint8Array([120]));
+            } catch {
+              clearInterval(timer);
+            }
+          }, 100);
+        },
+        cancel() {
+          clearInterval(timer);
+        },
+      });
+      try {
+        const res = await within(
+          t.fetch("/upload", { method: "POST", body: trickle, duplex: "half" } as RequestInit),
+          5000,
+          "a trickling body was not cut off",
+        );
+        expect(res.status).toBe(408);
+      } finally {
+        clearInterval(timer);
+      }
+      expect(await (await t.fetch("/upload", { method: "POST", body: "x".repeat(5000) })).text()).toBe("read 5000");
+    },
+  },
+  {
+    name: "limits: request line, header count and size (414, 431), headers timeout (408)",
+    needs: ["wire", "headLimits"],
+    async run(sut) {
+      const t = await startOn(sut, (app) => app.mapGet("/{*rest}", () => "ok"), {
+        limits: { maxRequestLineSize: 100, maxRequestHeaderCount: 5, maxRequestHeadersTotalSize: 300, requestHeadersTimeout: 300 },
+      });
+      const exchange = async (request: string) => {
+        const raw = await t.raw();
+        raw.write(request);
+        const text = (await raw.waitForClose(5000)).toString("latin1");
+        raw.close();
+        return text;
+      };
+      expect(await exchange(`GET /${"a".repeat(200)} HTTP/1.1\r\nHost: a\r\n\r\n`)).toMatch(/^HTTP\/1\.1 414 /);
+      const many = Array.from({ length: 6 }, (_, i) => `X-${i}: 1\r\n`).join("");
+      expect(await exchange(`GET / HTTP/1.1\r\nHost: a\r\n${many}\r\n`)).toMatch(/^HTTP\/1\.1 431 /);
+      expect(await exchange(`GET / HTTP/1.1\r\nHost: a\r\nX: ${"b".repeat(400)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /);
+      const started = Date.now();
+      expect(await exchange("GET / HTTP/1.1\r\nHost: a\r\n")).toMatch(/^HTTP\/1\.1 408 /);
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(await exchange("GET /fine HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")).toMatch(/^HTTP\/1\.1 200 /);
+    },
+  },
+  {
     name: "graceful stop: in-flight requests finish, new ones are refused",
     needs: ["gracefulStop"],
     async run(sut) {
@@ -728,6 +788,41 @@ export const CASES: ConformanceCase[] = [
     },
   },
   {
+    name: "graceful stop: shutdownTimeout ends the grace period",
+    needs: ["gracefulStop", "lifetime"],
+    async run(sut) {
+      let entered!: () => void;
+      const inHandler = new Promise<void>((resolve) => {
+        entered = resolve;
+      });
+      let fired = false;
+      const t = await startOn(
+        sut,
+        (app) =>
+          app.mapGet("/forever", async (ctx) => {
+            entered();
+            await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
+            fired = true;
+          }),
+        { shutdownTimeout: 200 },
+      );
+      const pending = t.fetch("/forever");
+      pending.catch(() => {});
+      await within(inHandler, 5000, "the handler did not run");
+      const started = Date.now();
+      await within(t.app.stop(), 5000, "stop() outlived shutdownTimeout");
+      expect(Date.now() - started).toBeLessThan(3000);
+      await expect(within(pending, 5000, "the client was not cut off")).rejects.toThrow();
+      await within(
+        (async () => {
+          while (!fired) await sleep(10);
+        })(),
+        5000,
+        "ctx.signal did not fire",
+      );
+    },
+  },
+  {
     name: "TLS: https endpoint, ctx.tls, HTTP/1.1 over ALPN",
     needs: ["tls"],
     async run(sut, env) {
@@ -765,7 +860,7 @@ export const CASES: ConformanceCase[] = [
     },
   },
   {
-    name: "HTTP/2: h2c with prior knowledge, stream id, reset",
+    name: "HTTP/2: h2c (prior knowledge, and by preface), stream id, reset",
     needs: ["http2"],
     async run(sut) {
       const t = await startOn(
@@ -790,6 +885,10 @@ export const CASES: ConformanceCase[] = [
       expect(seen.host).toBe(new URL(t.url).host);
       const reset = await within(h2Request(t.url, { ":path": "/reset" }), 5000, "the reset stream did not close");
       expect(reset.resetCode).toBe(Http2ErrorCode.ENHANCE_YOUR_CALM);
+      // A default (http1AndHttp2) cleartext endpoint tells h2c from HTTP/1.1 by the preface.
+      const mixed = await startOn(sut, (app) => app.mapGet("/p", (ctx) => ctx.request.protocol));
+      expect((await within(h2Request(mixed.url, { ":path": "/p" }), 5000, "no h2c on a mixed endpoint")).body).toBe("HTTP/2");
+      expect(await (await mixed.fetch("/p")).text()).toBe("HTTP/1.1");
     },
   },
   {

@@ -4,7 +4,7 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { hasOpenssl, makeCertificates, removeCertificates, requireTool, type TestCertificates } from "../support/certs.js";
 import { CASES, type CaseEnvironment } from "./cases.js";
-import { SERVERS, stopAll } from "./harness.js";
+import { ALL, SERVERS, stopAll } from "./harness.js";
 
 type Outcome = "pass" | "FAIL" | "not supported";
 const results = new Map<string, Map<string, Outcome>>();
@@ -34,7 +34,7 @@ afterAll(() => {
   const row = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(first) : c.padEnd(width))).join(" | ")} |`;
   const lines = [row(["case", ...names]), row(["-".repeat(first), ...names.map(() => "-".repeat(width))])];
   for (const c of CASES) lines.push(row([c.name, ...names.map((n) => results.get(c.name)?.get(n) ?? "not run")]));
-  const unsupported = SERVERS.map((s) => `${s.name}: ${["wire", "addresses", "lifetime", "connection", "continue", "limits", "trailers", "tls", "http2", "gracefulStop"].filter((c) => !s.capabilities.has(c as never)).join(", ") || "—"}`);
+  const unsupported = SERVERS.map((s) => `${s.name}: ${ALL.filter((c) => !s.capabilities.has(c)).join(", ") || "—"}`);
   console.log(`\nConformance: cases × servers\n${lines.join("\n")}\n\nMissing capabilities — ${unsupported.join("; ")}\n`);
 });
 

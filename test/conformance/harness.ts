@@ -19,8 +19,10 @@ export type Capability =
   | "connection"
   /** Answers `Expect: 100-continue`. */
   | "continue"
-  /** Enforces limits.maxRequestBodySize (413). */
+  /** Enforces limits.maxRequestBodySize (413) and minRequestBodyDataRate (408). */
   | "limits"
+  /** Enforces the request-head limits and timeout on the wire (414, 431, 408). */
+  | "headLimits"
   /** Request and response trailers (chunked HTTP/1.1). */
   | "trailers"
   /** https endpoints and ITlsConnectionFeature. */
@@ -32,6 +34,7 @@ export type Capability =
 
 export interface StartOptions {
   limits?: WebApplicationOptions["limits"];
+  shutdownTimeout?: number;
   tls?: WebApplicationOptions["tls"];
   endpoints?: WebApplicationOptions["endpoints"];
   urls?: string[];
@@ -44,7 +47,19 @@ export interface ServerUnderTest {
   options(start: StartOptions): WebApplicationOptions;
 }
 
-const ALL: Capability[] = ["wire", "addresses", "lifetime", "connection", "continue", "limits", "trailers", "tls", "http2", "gracefulStop"];
+export const ALL: Capability[] = [
+  "wire",
+  "addresses",
+  "lifetime",
+  "connection",
+  "continue",
+  "limits",
+  "headLimits",
+  "trailers",
+  "tls",
+  "http2",
+  "gracefulStop",
+];
 
 export const SERVERS: ServerUnderTest[] = [
   {
@@ -61,7 +76,11 @@ export const SERVERS: ServerUnderTest[] = [
     name: "test",
     capabilities: new Set<Capability>(["lifetime", "connection", "limits", "gracefulStop"]),
     options: (start) => ({
-      server: new TestServer({ logger: silentLogger, ...(start.limits !== undefined ? { limits: start.limits } : {}) }),
+      server: new TestServer({
+        logger: silentLogger,
+        ...(start.limits !== undefined ? { limits: start.limits } : {}),
+        ...(start.shutdownTimeout !== undefined ? { shutdownTimeout: start.shutdownTimeout } : {}),
+      }),
     }),
   },
   {
