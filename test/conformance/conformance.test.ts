@@ -2,7 +2,13 @@
 // capabilities it needs; the others report it as "not supported by <server>". The run
 // ends with a table of cases × servers.
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { hasOpenssl, makeCertificates, removeCertificates, requireTool, type TestCertificates } from "../support/certs.js";
+import {
+  hasOpenssl,
+  makeCertificates,
+  removeCertificates,
+  requireTool,
+  type TestCertificates,
+} from "../support/certs.js";
 import { CASES, type CaseEnvironment } from "./cases.js";
 import { ALL, SERVERS, stopAll } from "./harness.js";
 
@@ -31,11 +37,14 @@ afterAll(() => {
   const names = SERVERS.map((s) => s.name);
   const first = Math.max(...CASES.map((c) => c.name.length), 4);
   const width = Math.max(...names.map((n) => n.length), "not supported".length);
-  const row = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(first) : c.padEnd(width))).join(" | ")} |`;
+  const row = (cells: string[]) =>
+    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(first) : c.padEnd(width))).join(" | ")} |`;
   const lines = [row(["case", ...names]), row(["-".repeat(first), ...names.map(() => "-".repeat(width))])];
   for (const c of CASES) lines.push(row([c.name, ...names.map((n) => results.get(c.name)?.get(n) ?? "not run")]));
   const unsupported = SERVERS.map((s) => `${s.name}: ${ALL.filter((c) => !s.capabilities.has(c)).join(", ") || "—"}`);
-  console.log(`\nConformance: cases × servers\n${lines.join("\n")}\n\nMissing capabilities — ${unsupported.join("; ")}\n`);
+  console.log(
+    `\nConformance: cases × servers\n${lines.join("\n")}\n\nMissing capabilities — ${unsupported.join("; ")}\n`,
+  );
 });
 
 for (const sut of SERVERS) {

@@ -51,9 +51,16 @@ describe("server selection", () => {
 
   it("refuses unknown names with PEREGRINE_INVALID_OPTION", () => {
     process.env.PEREGRINE_SERVER = "kestrel";
-    expect(() => WebApplication.create({ logger: silentLogger })).toThrow(expect.objectContaining({ code: "PEREGRINE_INVALID_OPTION", message: expect.stringContaining("PEREGRINE_SERVER") }));
+    expect(() => WebApplication.create({ logger: silentLogger })).toThrow(
+      expect.objectContaining({
+        code: "PEREGRINE_INVALID_OPTION",
+        message: expect.stringContaining("PEREGRINE_SERVER"),
+      }),
+    );
     delete process.env.PEREGRINE_SERVER;
-    expect(() => WebApplication.create({ server: "http.sys" as never, logger: silentLogger })).toThrow(expect.objectContaining({ code: "PEREGRINE_INVALID_OPTION" }));
+    expect(() => WebApplication.create({ server: "http.sys" as never, logger: silentLogger })).toThrow(
+      expect.objectContaining({ code: "PEREGRINE_INVALID_OPTION" }),
+    );
   });
 
   it("falls back to the node server with one warning that names the load error", async () => {

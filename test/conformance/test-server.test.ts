@@ -16,7 +16,11 @@ describe("TestServer", () => {
     const { app, server } = await started((a) => a.mapGet("/", () => "hi"));
     const res = await server.fetch("/", { method: "GET" });
     expect(res).toBeInstanceOf(Response);
-    expect([res.status, res.headers.get("content-type"), await res.text()]).toEqual([200, "text/plain; charset=utf-8", "hi"]);
+    expect([res.status, res.headers.get("content-type"), await res.text()]).toEqual([
+      200,
+      "text/plain; charset=utf-8",
+      "hi",
+    ]);
     expect(app.urls).toEqual(["http://localhost"]);
     expect(res.url).toBe("http://localhost/");
     await app.stop();
@@ -25,11 +29,25 @@ describe("TestServer", () => {
   it("takes URLs, Request objects and a base address", async () => {
     const server = new TestServer({ baseAddress: "https://api.example.test/v1/", logger: silentLogger });
     const { app } = await started(
-      (a) => a.map("*", "/{*path}", (ctx) => ({ scheme: ctx.request.scheme, host: ctx.request.host, path: ctx.request.path, method: ctx.request.method })),
+      (a) =>
+        a.map("*", "/{*path}", (ctx) => ({
+          scheme: ctx.request.scheme,
+          host: ctx.request.host,
+          path: ctx.request.path,
+          method: ctx.request.method,
+        })),
       server,
     );
-    expect(await (await server.fetch("items?x=1")).json()).toEqual({ scheme: "https", host: "api.example.test", path: "/v1/items", method: "GET" });
-    expect(await (await server.fetch(new URL("https://other.test/abs"))).json()).toMatchObject({ host: "other.test", path: "/abs" });
+    expect(await (await server.fetch("items?x=1")).json()).toEqual({
+      scheme: "https",
+      host: "api.example.test",
+      path: "/v1/items",
+      method: "GET",
+    });
+    expect(await (await server.fetch(new URL("https://other.test/abs"))).json()).toMatchObject({
+      host: "other.test",
+      path: "/abs",
+    });
     const request = new Request("https://api.example.test/req", { method: "PUT", body: "b" });
     expect(await (await server.fetch(request)).json()).toMatchObject({ path: "/req", method: "PUT" });
     await app.stop();
@@ -37,9 +55,15 @@ describe("TestServer", () => {
 
   it("fills Content-Length and Content-Type for known bodies, none for streams", async () => {
     const { app, server } = await started((a) =>
-      a.mapPost("/", (ctx) => ({ length: ctx.request.headers.get("content-length") ?? null, type: ctx.request.contentType ?? null })),
+      a.mapPost("/", (ctx) => ({
+        length: ctx.request.headers.get("content-length") ?? null,
+        type: ctx.request.contentType ?? null,
+      })),
     );
-    expect(await (await server.fetch("/", { method: "POST", body: "héllo" })).json()).toEqual({ length: "6", type: "text/plain;charset=UTF-8" });
+    expect(await (await server.fetch("/", { method: "POST", body: "héllo" })).json()).toEqual({
+      length: "6",
+      type: "text/plain;charset=UTF-8",
+    });
     expect(await (await server.fetch("/", { method: "POST", body: new URLSearchParams({ a: "1" }) })).json()).toEqual({
       length: "3",
       type: "application/x-www-form-urlencoded;charset=UTF-8",
@@ -50,19 +74,22 @@ describe("TestServer", () => {
         c.close();
       },
     });
-    expect(await (await server.fetch("/", { method: "POST", body: stream, duplex: "half" } as RequestInit)).json()).toEqual({ length: null, type: null });
+    expect(
+      await (await server.fetch("/", { method: "POST", body: stream, duplex: "half" } as RequestInit)).json(),
+    ).toEqual({ length: null, type: null });
     await app.stop();
   });
 
   it("holds writes while the response stream is full, until the test reads", async () => {
     let written = 0;
-    const { app, server } = await started((a) =>
-      a.mapGet("/", async (ctx) => {
-        for (let i = 0; i < 64; i++) {
-          await ctx.response.write(new Uint8Array(16 * 1024));
-          written++;
-        }
-      }),
+    const { app, server } = await started(
+      (a) =>
+        a.mapGet("/", async (ctx) => {
+          for (let i = 0; i < 64; i++) {
+            await ctx.response.write(new Uint8Array(16 * 1024));
+            written++;
+          }
+        }),
       new TestServer({ logger: silentLogger, limits: { maxResponseBufferSize: 64 * 1024 } }),
     );
     const res = await server.fetch("/");
@@ -156,6 +183,8 @@ describe("TestServer", () => {
     await app.start();
     await app.stop();
     await expect(server.fetch("/")).rejects.toMatchObject({ code: "PEREGRINE_SERVER_STOPPED" });
-    expect(() => new TestServer({ baseAddress: "not a url" })).toThrow(expect.objectContaining({ code: "PEREGRINE_INVALID_OPTION" }));
+    expect(() => new TestServer({ baseAddress: "not a url" })).toThrow(
+      expect.objectContaining({ code: "PEREGRINE_INVALID_OPTION" }),
+    );
   });
 });

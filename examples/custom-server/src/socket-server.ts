@@ -22,15 +22,15 @@ import {
   type IFeatureCollection,
   type IHttpApplication,
   type IHttpRequestFeature,
-  IHttpRequestFeature as RequestFeature,
   type IHttpResponseBodyFeature,
-  IHttpResponseBodyFeature as ResponseBodyFeature,
   type IHttpResponseFeature,
-  IHttpResponseFeature as ResponseFeature,
   type IServer,
   IServerAddressesFeature,
   PeregrineError,
   REASON_PHRASES,
+  IHttpRequestFeature as RequestFeature,
+  IHttpResponseBodyFeature as ResponseBodyFeature,
+  IHttpResponseFeature as ResponseFeature,
 } from "peregrine";
 
 const CRLF = Buffer.from("\r\n");
@@ -117,7 +117,8 @@ interface RequestHead {
 function parseHead(head: Buffer): RequestHead {
   const lines = head.toString("latin1").split("\r\n");
   const [method, target, version] = (lines[0] ?? "").split(" ");
-  if (!method || !target || (version !== "HTTP/1.1" && version !== "HTTP/1.0")) throw new BadRequest("bad request line");
+  if (!method || !target || (version !== "HTTP/1.1" && version !== "HTTP/1.0"))
+    throw new BadRequest("bad request line");
   const headers = new HeaderDictionary();
   for (const line of lines.slice(1)) {
     const colon = line.indexOf(":");
@@ -134,7 +135,11 @@ interface BodyState {
 }
 
 /** The request body, framed by Content-Length or chunked transfer coding. */
-async function* readBody(reader: SocketReader, headers: HeaderDictionary, state: BodyState): AsyncGenerator<Uint8Array> {
+async function* readBody(
+  reader: SocketReader,
+  headers: HeaderDictionary,
+  state: BodyState,
+): AsyncGenerator<Uint8Array> {
   state.started = true;
   if (headers.get("transfer-encoding")?.toLowerCase() === "chunked") {
     for (;;) {
@@ -221,7 +226,11 @@ class SocketExchange extends FeatureCollection implements IHttpResponseFeature, 
     return this.#statusCode;
   }
   set statusCode(value: number) {
-    if (this.hasStarted) throw new PeregrineError(ErrorCodes.RESPONSE_STARTED, "the status code cannot change after the response has started");
+    if (this.hasStarted)
+      throw new PeregrineError(
+        ErrorCodes.RESPONSE_STARTED,
+        "the status code cannot change after the response has started",
+      );
     this.#statusCode = value;
   }
 
@@ -278,9 +287,12 @@ class SocketExchange extends FeatureCollection implements IHttpResponseFeature, 
       for (const callback of this.#onStarting.reverse()) await callback();
       this.hasStarted = true;
       this.headers.lock();
-      const bytes = chunk === undefined ? Buffer.alloc(0) : typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk);
+      const bytes =
+        chunk === undefined ? Buffer.alloc(0) : typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk);
       const length: [string, string][] =
-        this.headers.has("content-length") || this.statusCode === 204 || this.statusCode === 304 ? [] : [["content-length", String(bytes.length)]];
+        this.headers.has("content-length") || this.statusCode === 204 || this.statusCode === 304
+          ? []
+          : [["content-length", String(bytes.length)]];
       this.#sendHead(length);
       if (!this.#noBody && bytes.length > 0) this.socket.write(bytes);
     } else {
@@ -298,7 +310,8 @@ class SocketExchange extends FeatureCollection implements IHttpResponseFeature, 
  */
 function parseUrl(url: string): { hosts: string[]; port: number } {
   const match = /^http:\/\/(\[[^\]]+\]|[^:/]+):(\d+)\/?$/.exec(url);
-  if (match === null) throw new Error(`SocketServer cannot listen on "${url}": use http://<ip>:<port> or http://localhost:<port>`);
+  if (match === null)
+    throw new Error(`SocketServer cannot listen on "${url}": use http://<ip>:<port> or http://localhost:<port>`);
   const host = (match[1] as string).replace(/^\[|\]$/g, "");
   return { hosts: host === "localhost" ? ["127.0.0.1", "::1"] : [host], port: Number(match[2]) };
 }

@@ -26,7 +26,10 @@ export function parseEndpointUrl(url: string): EndpointUrl {
   if (sep < 0) throw invalid(url, "expected scheme://host:port");
   const schemeText = url.slice(0, sep).toLowerCase();
   if (schemeText !== "http" && schemeText !== "https") {
-    throw new PeregrineError(ErrorCodes.UNSUPPORTED_SCHEME, `endpoint URL "${url}" has scheme "${schemeText}"; use http or https`);
+    throw new PeregrineError(
+      ErrorCodes.UNSUPPORTED_SCHEME,
+      `endpoint URL "${url}" has scheme "${schemeText}"; use http or https`,
+    );
   }
   const scheme = schemeText;
   let authority = url.slice(sep + 3);
@@ -60,12 +63,14 @@ export function parseEndpointUrl(url: string): EndpointUrl {
   }
   if (host === "") throw invalid(url, "missing host");
   if (host === "*" || host === "+") return { url, scheme, hosts: ["0.0.0.0"], port, optionalAfterFirst: false };
-  if (host.toLowerCase() === "localhost") return { url, scheme, hosts: ["127.0.0.1", "::1"], port, optionalAfterFirst: true };
+  if (host.toLowerCase() === "localhost")
+    return { url, scheme, hosts: ["127.0.0.1", "::1"], port, optionalAfterFirst: true };
   const family = isIP(host);
   if (family === 0) {
     throw invalid(url, "host must be an IP address, localhost, * or + (names other than localhost are not resolved)");
   }
-  if (host === "0.0.0.0" || host === "::" || /^[0:]+$/.test(host)) return { url, scheme, hosts: ["0.0.0.0"], port, optionalAfterFirst: false };
+  if (host === "0.0.0.0" || host === "::" || /^[0:]+$/.test(host))
+    return { url, scheme, hosts: ["0.0.0.0"], port, optionalAfterFirst: false };
   return { url, scheme, hosts: [host], port, optionalAfterFirst: false };
 }
 
@@ -75,14 +80,23 @@ export function urlFor(scheme: string, address: string, port: number): string {
 }
 
 /** Maps a listen error to the stable codes the native core uses. */
-export function bindError(endpoint: EndpointUrl, host: string, port: number, error: NodeJS.ErrnoException): PeregrineError {
+export function bindError(
+  endpoint: EndpointUrl,
+  host: string,
+  port: number,
+  error: NodeJS.ErrnoException,
+): PeregrineError {
   const code =
     error.code === "EADDRINUSE"
       ? ErrorCodes.ADDRESS_IN_USE
       : error.code === "EADDRNOTAVAIL"
         ? ErrorCodes.ADDRESS_NOT_AVAILABLE
         : ErrorCodes.BIND_FAILED;
-  return new PeregrineError(code, `cannot listen on ${urlFor(endpoint.scheme, host, port).replace(/^https?:\/\//, "")} for endpoint "${endpoint.url}": ${error.message}`, {
-    cause: error,
-  });
+  return new PeregrineError(
+    code,
+    `cannot listen on ${urlFor(endpoint.scheme, host, port).replace(/^https?:\/\//, "")} for endpoint "${endpoint.url}": ${error.message}`,
+    {
+      cause: error,
+    },
+  );
 }

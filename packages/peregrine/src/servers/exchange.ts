@@ -14,8 +14,8 @@ import {
 } from "../features/index.js";
 import { HeaderDictionary } from "../http/headers.js";
 import type { Logger } from "../logging.js";
-import type { MinDataRate, ServerLimits } from "../server/limits.js";
 import { validateStatus } from "../native/exchange.js";
+import type { MinDataRate, ServerLimits } from "../server/limits.js";
 import type { RequestBody, RequestBodyOwner } from "./request-body.js";
 
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -135,7 +135,10 @@ export abstract class ServerExchange
   }
   set statusCode(value: number) {
     if (this.#state !== NOT_STARTED) {
-      throw new PeregrineError(ErrorCodes.RESPONSE_STARTED, "the status code cannot change after the response has started");
+      throw new PeregrineError(
+        ErrorCodes.RESPONSE_STARTED,
+        "the status code cannot change after the response has started",
+      );
     }
     this.#statusCode = validateStatus(value);
   }
@@ -170,7 +173,10 @@ export abstract class ServerExchange
 
   onStarting(callback: Callback): void {
     if (this.#state !== NOT_STARTED) {
-      throw new PeregrineError(ErrorCodes.RESPONSE_STARTED, "onStarting cannot be registered after the response has started");
+      throw new PeregrineError(
+        ErrorCodes.RESPONSE_STARTED,
+        "onStarting cannot be registered after the response has started",
+      );
     }
     (this.#onStarting ??= []).push(callback);
   }
@@ -204,7 +210,9 @@ export abstract class ServerExchange
     if (state === STARTED) return this.#write(chunk);
     if (state === NOT_STARTED) return this.start().then(() => this.#write(chunk));
     if (state === ABORTED) return RESOLVED;
-    return Promise.reject(new PeregrineError(ErrorCodes.RESPONSE_STARTED, "the response has completed; nothing more can be written"));
+    return Promise.reject(
+      new PeregrineError(ErrorCodes.RESPONSE_STARTED, "the response has completed; nothing more can be written"),
+    );
   }
 
   flush(): Promise<void> {
@@ -361,10 +369,16 @@ export abstract class ServerExchange
   }
   set maxRequestBodySize(value: number | null) {
     if (this.isReadOnly) {
-      throw new PeregrineError(ErrorCodes.INVALID_OPTION, "maxRequestBodySize is read-only once the request body is being read");
+      throw new PeregrineError(
+        ErrorCodes.INVALID_OPTION,
+        "maxRequestBodySize is read-only once the request body is being read",
+      );
     }
     if (value !== null && (!Number.isInteger(value) || value < 0)) {
-      throw new PeregrineError(ErrorCodes.INVALID_OPTION, `maxRequestBodySize ${value} is invalid: use a whole number of bytes >= 0, or null`);
+      throw new PeregrineError(
+        ErrorCodes.INVALID_OPTION,
+        `maxRequestBodySize ${value} is invalid: use a whole number of bytes >= 0, or null`,
+      );
     }
     this.#maxRequestBodySize = value;
   }

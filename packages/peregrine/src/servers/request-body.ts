@@ -146,9 +146,14 @@ export class RequestBody implements AsyncIterable<Uint8Array>, AsyncIterator<Uin
         this.#error ??
           (error instanceof PeregrineError
             ? error
-            : new BadHttpRequestError(ErrorCodes.BODY_READ_FAILED, 400, `reading the request body failed: ${(error as Error)?.message ?? String(error)}`, {
-                cause: error,
-              })),
+            : new BadHttpRequestError(
+                ErrorCodes.BODY_READ_FAILED,
+                400,
+                `reading the request body failed: ${(error as Error)?.message ?? String(error)}`,
+                {
+                  cause: error,
+                },
+              )),
       );
       throw this.#error;
     }

@@ -33,7 +33,10 @@ function serverFromEnv(): ServerName | undefined {
   const value = process.env.PEREGRINE_SERVER?.trim();
   if (value === undefined || value === "") return undefined;
   if (!NAMES.includes(value)) {
-    throw new PeregrineError(ErrorCodes.INVALID_OPTION, `PEREGRINE_SERVER = ${JSON.stringify(value)} is invalid: use "native" or "node"`);
+    throw new PeregrineError(
+      ErrorCodes.INVALID_OPTION,
+      `PEREGRINE_SERVER = ${JSON.stringify(value)} is invalid: use "native" or "node"`,
+    );
   }
   return value as ServerName;
 }
@@ -44,13 +47,17 @@ function serverFromEnv(): ServerName | undefined {
  * default falls back to the NodeServer with one warning per process naming the load
  * error; "native" asked for by name (option or env) fails with PEREGRINE_NATIVE_UNAVAILABLE.
  */
-export function selectServer(choice: ServerName | undefined, options: NativeServerOptions & { logger: Logger }): IServer {
+export function selectServer(
+  choice: ServerName | undefined,
+  options: NativeServerOptions & { logger: Logger },
+): IServer {
   const named = choice ?? serverFromEnv();
   if (named === "node") return new NodeServer(options);
   try {
     checkNativeLoads();
   } catch (error) {
-    if (named === "native" || !(error instanceof PeregrineError) || error.code !== ErrorCodes.NATIVE_UNAVAILABLE) throw error;
+    if (named === "native" || !(error instanceof PeregrineError) || error.code !== ErrorCodes.NATIVE_UNAVAILABLE)
+      throw error;
     if (!warnedFallback) {
       warnedFallback = true;
       options.logger.warn(

@@ -14,11 +14,14 @@ export function headRefusal(req: http.IncomingMessage): Refusal | undefined {
   const version = req.httpVersion;
   if (version !== "1.1" && version !== "1.0") {
     // llhttp reads a request line without a version as HTTP/0.9; other versions it refuses itself.
-    return version === "0.9" ? { status: 400, reason: "BAD_REQUEST_LINE" } : { status: 505, reason: "HTTP_VERSION_NOT_SUPPORTED" };
+    return version === "0.9"
+      ? { status: 400, reason: "BAD_REQUEST_LINE" }
+      : { status: 505, reason: "HTTP_VERSION_NOT_SUPPORTED" };
   }
   const target = req.url ?? "";
   const method = req.method ?? "";
-  if (target === "*" ? method !== "OPTIONS" : method === "CONNECT") return { status: 400, reason: "BAD_REQUEST_TARGET_FORM" };
+  if (target === "*" ? method !== "OPTIONS" : method === "CONNECT")
+    return { status: 400, reason: "BAD_REQUEST_TARGET_FORM" };
 
   const hosts: string[] = [];
   const codings: string[] = [];
@@ -36,14 +39,18 @@ export function headRefusal(req: http.IncomingMessage): Refusal | undefined {
   if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(target)) {
     // absolute-form: its authority must be the Host field.
     const authority = target.slice(target.indexOf("//") + 2).split(/[/?#]/, 1)[0] ?? "";
-    if (host === undefined || authority.toLowerCase() !== host.toLowerCase()) return { status: 400, reason: "BAD_REQUEST_HOST_MISMATCH" };
+    if (host === undefined || authority.toLowerCase() !== host.toLowerCase())
+      return { status: 400, reason: "BAD_REQUEST_HOST_MISMATCH" };
   }
 
   if (codings.length > 0) {
     if (version === "1.0") return { status: 400, reason: "BAD_REQUEST_TE_HTTP10" };
     if (lengths > 0) return { status: 400, reason: "BAD_REQUEST_TE_CL" };
     // Only "chunked" is decoded, and it must be the one and only coding.
-    const list = codings.join(",").split(",").map((c) => c.trim().toLowerCase());
+    const list = codings
+      .join(",")
+      .split(",")
+      .map((c) => c.trim().toLowerCase());
     if (list.length !== 1 || list[0] !== "chunked") return { status: 400, reason: "BAD_REQUEST_TE" };
   }
   const length = req.headers["content-length"];

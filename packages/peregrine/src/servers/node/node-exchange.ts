@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import { constants as http2Constants, type Http2ServerResponse, type Http2Session } from "node:http2";
+import { type Http2ServerResponse, type Http2Session, constants as http2Constants } from "node:http2";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { ErrorCodes, PeregrineError } from "../../errors.js";
@@ -206,7 +206,9 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
         this.#requestTrailers ??= new NodeRequestTrailers(this.req);
         return this.#requestTrailers as T;
       case IStreamIdFeature:
-        return this.#http2 ? ({ streamId: (this.res as Http2ServerResponse).stream.id ?? 0 } satisfies IStreamIdFeature as T) : undefined;
+        return this.#http2
+          ? ({ streamId: (this.res as Http2ServerResponse).stream.id ?? 0 } satisfies IStreamIdFeature as T)
+          : undefined;
       case IHttpResetFeature:
         return this.#http2 ? (this as unknown as T) : undefined;
       default:
@@ -226,7 +228,10 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
 
   reset(errorCode: number): void {
     if (!Number.isInteger(errorCode) || errorCode < 0 || errorCode > 0xffff_ffff) {
-      throw new PeregrineError(ErrorCodes.INVALID_OPTION, `reset(${errorCode}): the error code must be a whole number from 0 to 2^32-1`);
+      throw new PeregrineError(
+        ErrorCodes.INVALID_OPTION,
+        `reset(${errorCode}): the error code must be a whole number from 0 to 2^32-1`,
+      );
     }
     if (this.isCompleted) return;
     this.onAborted();
@@ -280,7 +285,10 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
     // Content-Length out for HEAD and for HTTP/1.0 (ending the body by closing instead).
     const status = this.statusCode;
     if (!res.hasHeader("content-length") && status >= 200 && status !== 204 && status !== 304) {
-      res.setHeader("content-length", chunk === undefined ? 0 : typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.byteLength);
+      res.setHeader(
+        "content-length",
+        chunk === undefined ? 0 : typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.byteLength,
+      );
     }
     if (chunk === undefined) res.end();
     else res.end(chunk);

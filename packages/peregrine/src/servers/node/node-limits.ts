@@ -1,5 +1,5 @@
-import type { ServerOptions } from "node:http";
 import type http from "node:http";
+import type { ServerOptions } from "node:http";
 import type { SecureServerOptions, ServerHttp2Session } from "node:http2";
 import type { Server as NetServer } from "node:net";
 import type { ServerLimits } from "../../server/limits.js";
@@ -13,7 +13,10 @@ export function httpServerOptions(limits: ServerLimits): ServerOptions {
   const headersTimeout = limits.requestHeadersTimeout;
   // node counts the request line in maxHeaderSize; the native core bounds the head by
   // maxRequestBufferSize (at least 8 KiB) and the header section by maxRequestHeadersTotalSize.
-  const headSize = Math.min(Math.max(limits.maxRequestBufferSize, 8192), limits.maxRequestHeadersTotalSize + limits.maxRequestLineSize);
+  const headSize = Math.min(
+    Math.max(limits.maxRequestBufferSize, 8192),
+    limits.maxRequestHeadersTotalSize + limits.maxRequestLineSize,
+  );
   return {
     maxHeaderSize: headSize,
     // Streamed responses wait on `drain` once this much is queued.
@@ -69,7 +72,11 @@ export function headLimitStatus(req: http.IncomingMessage, limits: ServerLimits)
 }
 
 /** node's parser errors, as the native server's refusals; undefined for a client that went away. */
-export function clientErrorReason(code: string | undefined, detail: string | undefined, rawPacket?: Buffer): Refusal | undefined {
+export function clientErrorReason(
+  code: string | undefined,
+  detail: string | undefined,
+  rawPacket?: Buffer,
+): Refusal | undefined {
   switch (code) {
     case "ECONNRESET":
     case "EPIPE":

@@ -66,7 +66,10 @@ export function readableBodyReader(stream: Readable): BodyReader {
   const onError = (error: unknown) => settle(null, error);
   const onClose = () => {
     if (!stream.readableEnded) {
-      settle(null, new PeregrineError(ErrorCodes.REQUEST_ABORTED, "the connection closed before the request body ended"));
+      settle(
+        null,
+        new PeregrineError(ErrorCodes.REQUEST_ABORTED, "the connection closed before the request body ended"),
+      );
     }
   };
   return {
@@ -77,7 +80,9 @@ export function readableBodyReader(stream: Readable): BodyReader {
       if (stream.readableEnded) return Promise.resolve(null);
       if (stream.errored) return Promise.reject(stream.errored);
       if (stream.destroyed) {
-        return Promise.reject(new PeregrineError(ErrorCodes.REQUEST_ABORTED, "the connection closed before the request body ended"));
+        return Promise.reject(
+          new PeregrineError(ErrorCodes.REQUEST_ABORTED, "the connection closed before the request body ended"),
+        );
       }
       return new Promise((resolve, reject) => {
         pending = { resolve, reject };
@@ -98,7 +103,10 @@ export function readableBodyReader(stream: Readable): BodyReader {
 export function hasNoBody(req: NodeRequest): boolean {
   if ("stream" in req && req.stream !== undefined) return req.stream.endAfterHeaders;
   const headers = req.headers;
-  return headers["transfer-encoding"] === undefined && (headers["content-length"] === undefined || headers["content-length"] === "0");
+  return (
+    headers["transfer-encoding"] === undefined &&
+    (headers["content-length"] === undefined || headers["content-length"] === "0")
+  );
 }
 
 /** The Content-Length a request declared, if it declared a valid one. */

@@ -6,13 +6,14 @@ import type { TLSSocket, Server as TlsServer } from "node:tls";
 import { ErrorCodes, PeregrineError } from "../../errors.js";
 import { FeatureCollection, type IFeatureCollection, IServerAddressesFeature } from "../../features/index.js";
 import { createConsoleLogger, type Logger } from "../../logging.js";
+import type { ServerStats } from "../../native/native-server.js";
 import { type EndpointOptions, type HttpProtocols, validateEndpoints } from "../../server/endpoints.js";
 import { type LimitsOptions, resolveLimits, type ServerLimits } from "../../server/limits.js";
 import type { IHttpApplication, IServer } from "../../server/server.js";
-import type { ServerStats } from "../../native/native-server.js";
 import type { TlsOptions } from "../../server/tls.js";
 import { bindError, type EndpointUrl, parseEndpointUrl, urlFor } from "../endpoint-url.js";
 import { connectionIdString } from "../exchange.js";
+import { headRefusal } from "./head-checks.js";
 import { NodeConnection, NodeExchange, type NodeExchangeOwner, type NodeResponse } from "./node-exchange.js";
 import {
   applyHttp2Limits,
@@ -23,9 +24,8 @@ import {
   httpServerOptions,
 } from "./node-limits.js";
 import type { NodeRequest } from "./node-request.js";
-import { headRefusal } from "./head-checks.js";
-import { detectPreface } from "./preface.js";
 import { applyTls, type NodeTlsSettings, nodeTlsSettings, refusesPeer, secureServerOptions } from "./node-tls.js";
+import { detectPreface } from "./preface.js";
 
 export interface NodeServerOptions {
   /** Request and response limits; docs/limits.md, and docs/servers.md for what node cannot enforce. */
@@ -104,7 +104,10 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     this.limits = resolveLimits(options.limits);
     const timeout = options.shutdownTimeout ?? 30_000;
     if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout < 0) {
-      throw new PeregrineError(ErrorCodes.INVALID_OPTION, `shutdownTimeout = ${String(timeout)} is invalid: expected milliseconds >= 0`);
+      throw new PeregrineError(
+        ErrorCodes.INVALID_OPTION,
+        `shutdownTimeout = ${String(timeout)} is invalid: expected milliseconds >= 0`,
+      );
     }
     this.#shutdownTimeout = timeout;
     this.#endpoints = options.endpoints === undefined ? [] : validateEndpoints(options.endpoints);
@@ -141,7 +144,9 @@ export class NodeServer implements IServer, NodeExchangeOwner {
   rejected(
     reason: string,
     status: number,
-    connection: { connectionId?: string; remoteAddress?: string | undefined; remotePort?: number | undefined } | undefined,
+    connection:
+      | { connectionId?: string; remoteAddress?: string | undefined; remotePort?: number | undefined }
+      | undefined,
     socket?: Socket,
   ): void {
     this.#rejections[reason] = (this.#rejections[reason] ?? 0) + 1;
@@ -168,7 +173,10 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     if (this.#started) throw new PeregrineError(ErrorCodes.ALREADY_STARTED, "the node server was already started");
     const endpoints: [EndpointUrl, HttpProtocols][] = [
       ...this.#addresses.map((url): [EndpointUrl, HttpProtocols] => [parseEndpointUrl(url), "http1AndHttp2"]),
-      ...this.#endpoints.map((e): [EndpointUrl, HttpProtocols] => [parseEndpointUrl(e.url), e.protocols ?? "http1AndHttp2"]),
+      ...this.#endpoints.map((e): [EndpointUrl, HttpProtocols] => [
+        parseEndpointUrl(e.url),
+        e.protocols ?? "http1AndHttp2",
+      ]),
     ];
     if (endpoints.length === 0) {
       throw new PeregrineError(ErrorCodes.NO_ENDPOINTS, "no endpoints to listen on: give at least one URL");
@@ -186,7 +194,8 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     this.#started = true;
     this.#application = application as IHttpApplication<unknown>;
     try {
-      for (const [endpoint, protocols] of endpoints) await this.#bind(endpoint, transportFor(endpoint.scheme, protocols));
+      for (const [endpoint, protocols] of endpoints)
+        await this.#bind(endpoint, transportFor(endpoint.scheme, protocols));
     } catch (error) {
       // Nothing stays bound when any endpoint fails, as with the native server.
       await Promise.all(this.#listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve()))));
@@ -202,7 +211,9 @@ export class NodeServer implements IServer, NodeExchangeOwner {
    * keep theirs. A bad certificate or key throws, and the current set stays in use.
    */
   reloadTls(tls: TlsOptions): void {
-    const secure = this.#listeners.filter((l) => l.transport === "https" || l.transport === "h2" || l.transport === "https+h2");
+    const secure = this.#listeners.filter(
+      (l) => l.transport === "https" || l.transport === "h2" || l.transport === "https+h2",
+    );
     const next = nodeTlsSettings(tls, secure.map((l) => `"${l.url}"`).join(", ") || "the https endpoints");
     this.#tlsOptions = tls;
     if (this.#tls === undefined) {
@@ -242,7 +253,10 @@ export class NodeServer implements IServer, NodeExchangeOwner {
         server = http.createServer(httpServerOptions(limits));
         break;
       case "https":
-        server = https.createServer({ ...httpServerOptions(limits), ...secureServerOptions(this.#tls as NodeTlsSettings) });
+        server = https.createServer({
+          ...httpServerOptions(limits),
+          ...secureServerOptions(this.#tls as NodeTlsSettings),
+        });
         break;
       case "h2c":
         server = http2.createServer(http2ServerOptions(limits));
@@ -274,7 +288,10 @@ export class NodeServer implements IServer, NodeExchangeOwner {
       socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
     });
     server.on("drop", (dropped?: { remoteAddress?: string; remotePort?: number }) =>
-      this.rejected("MAX_CONCURRENT_CONNECTIONS", 0, { remoteAddress: dropped?.remoteAddress, remotePort: dropped?.remotePort }),
+      this.rejected("MAX_CONCURRENT_CONNECTIONS", 0, {
+        remoteAddress: dropped?.remoteAddress,
+        remotePort: dropped?.remotePort,
+      }),
     );
     if (secure) {
       server.on("secureConnection", (socket: TLSSocket) => {
@@ -288,7 +305,8 @@ export class NodeServer implements IServer, NodeExchangeOwner {
   #handle(server: AnyServer, secure: boolean): void {
     const limits = this.limits;
     server.on("session", (session: http2.ServerHttp2Session) => applyHttp2Limits(session, limits));
-    const onRequest = (expectContinue: boolean) => (req: NodeRequest, res: NodeResponse) => this.#dispatch(req, res, secure, expectContinue);
+    const onRequest = (expectContinue: boolean) => (req: NodeRequest, res: NodeResponse) =>
+      this.#dispatch(req, res, secure, expectContinue);
     server.on("request", onRequest(false));
     server.on("checkContinue", onRequest(true));
     if (server instanceof http.Server) {
@@ -313,11 +331,13 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     // refusal; an error inside a request still arriving ends that request at once.
     const refuse = () => {
       if (socket.writable) {
-        socket.end(`HTTP/1.1 ${refusal.status} ${http.STATUS_CODES[refusal.status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        socket.end(
+          `HTTP/1.1 ${refusal.status} ${http.STATUS_CODES[refusal.status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+        );
         socket.once("finish", () => socket.destroy());
       } else socket.destroy();
     };
-    if (connection !== undefined && connection.lastRequestComplete) connection.whenIdle(refuse);
+    if (connection?.lastRequestComplete) connection.whenIdle(refuse);
     else refuse();
   }
 

@@ -40,7 +40,14 @@ function tlsError(code: string, endpoints: string, problem: string, cause?: unkn
 }
 
 /** Checks a certificate chain and key the way the native core does, with the same codes. */
-function secureContext(cert: Buffer, key: Buffer, ca: Buffer | undefined, certLabel: string, keyLabel: string, endpoints: string): tls.SecureContext {
+function secureContext(
+  cert: Buffer,
+  key: Buffer,
+  ca: Buffer | undefined,
+  certLabel: string,
+  keyLabel: string,
+  endpoints: string,
+): tls.SecureContext {
   const pem = cert.toString("utf8");
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
   if (blocks === null) {
@@ -54,7 +61,12 @@ function secureContext(cert: Buffer, key: Buffer, ca: Buffer | undefined, certLa
     try {
       x509 = new X509Certificate(block);
     } catch (error) {
-      throw tlsError(ErrorCodes.TLS_INVALID_CERTIFICATE, endpoints, `${which} is not a valid X.509 certificate: ${(error as Error).message}`, error);
+      throw tlsError(
+        ErrorCodes.TLS_INVALID_CERTIFICATE,
+        endpoints,
+        `${which} is not a valid X.509 certificate: ${(error as Error).message}`,
+        error,
+      );
     }
     if (Date.parse(x509.validTo) < now) {
       throw tlsError(ErrorCodes.TLS_CERTIFICATE_EXPIRED, endpoints, `${which} expired on ${x509.validTo}: renew it`);
@@ -65,21 +77,36 @@ function secureContext(cert: Buffer, key: Buffer, ca: Buffer | undefined, certLa
   try {
     privateKey = createPrivateKey(key);
   } catch (error) {
-    throw tlsError(ErrorCodes.TLS_INVALID_KEY, endpoints, `${keyLabel} is not a PEM private key (PKCS#8, PKCS#1 or SEC1): ${(error as Error).message}`, error);
+    throw tlsError(
+      ErrorCodes.TLS_INVALID_KEY,
+      endpoints,
+      `${keyLabel} is not a PEM private key (PKCS#8, PKCS#1 or SEC1): ${(error as Error).message}`,
+      error,
+    );
   }
   if (leaf !== undefined && !leaf.checkPrivateKey(privateKey)) {
-    throw tlsError(ErrorCodes.TLS_KEY_MISMATCH, endpoints, `${keyLabel} is not the private key of the certificate in ${certLabel}`);
+    throw tlsError(
+      ErrorCodes.TLS_KEY_MISMATCH,
+      endpoints,
+      `${keyLabel} is not the private key of the certificate in ${certLabel}`,
+    );
   }
   try {
     return tls.createSecureContext({ cert, key, ciphers: CIPHERS, ...(ca !== undefined ? { ca } : {}) });
   } catch (error) {
-    throw tlsError(ErrorCodes.TLS_INVALID_CERTIFICATE, endpoints, `${certLabel} cannot be used: ${(error as Error).message}`, error);
+    throw tlsError(
+      ErrorCodes.TLS_INVALID_CERTIFICATE,
+      endpoints,
+      `${certLabel} cannot be used: ${(error as Error).message}`,
+      error,
+    );
   }
 }
 
 function checkCa(ca: Buffer, endpoints: string): void {
   const blocks = ca.toString("utf8").match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
-  if (blocks === null) throw tlsError(ErrorCodes.TLS_INVALID_CA, endpoints, "tls.ca is not valid PEM: no \"BEGIN CERTIFICATE\" block");
+  if (blocks === null)
+    throw tlsError(ErrorCodes.TLS_INVALID_CA, endpoints, 'tls.ca is not valid PEM: no "BEGIN CERTIFICATE" block');
   for (const block of blocks) {
     try {
       new X509Certificate(block);
@@ -101,7 +128,11 @@ function buildContexts(native: NativeTlsOptions, endpoints: string): SniContexts
     const parent = lower.startsWith("*.") ? lower.slice(2) : undefined;
     const host = parent ?? lower;
     if (host === "" || host.includes("*") || host.startsWith(".") || host.endsWith(".")) {
-      throw tlsError(ErrorCodes.INVALID_OPTION, endpoints, `${label} is not a host name: use "api.example.test" or "*.example.test"`);
+      throw tlsError(
+        ErrorCodes.INVALID_OPTION,
+        endpoints,
+        `${label} is not a host name: use "api.example.test" or "*.example.test"`,
+      );
     }
     const pair = native.sniCertificates[i] as { cert: Buffer; key: Buffer };
     const context = secureContext(pair.cert, pair.key, native.ca, `${label}.cert`, `${label}.key`, endpoints);

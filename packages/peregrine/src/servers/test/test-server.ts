@@ -88,13 +88,20 @@ export class TestServer implements IServer, TestExchangeOwner {
     try {
       this.baseAddress = new URL(options.baseAddress ?? "http://localhost/");
     } catch (error) {
-      throw new PeregrineError(ErrorCodes.INVALID_OPTION, `baseAddress = ${JSON.stringify(options.baseAddress)} is not an absolute URL`, {
-        cause: error,
-      });
+      throw new PeregrineError(
+        ErrorCodes.INVALID_OPTION,
+        `baseAddress = ${JSON.stringify(options.baseAddress)} is not an absolute URL`,
+        {
+          cause: error,
+        },
+      );
     }
     const timeout = options.shutdownTimeout ?? 30_000;
     if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout < 0) {
-      throw new PeregrineError(ErrorCodes.INVALID_OPTION, `shutdownTimeout = ${String(timeout)} is invalid: expected milliseconds >= 0`);
+      throw new PeregrineError(
+        ErrorCodes.INVALID_OPTION,
+        `shutdownTimeout = ${String(timeout)} is invalid: expected milliseconds >= 0`,
+      );
     }
     this.#shutdownTimeout = timeout;
     this.logger = options.logger ?? createConsoleLogger();
@@ -129,7 +136,9 @@ export class TestServer implements IServer, TestExchangeOwner {
     if (this.#state !== "started") {
       throw new PeregrineError(
         this.#state === "created" ? ErrorCodes.SERVER_NOT_STARTED : ErrorCodes.SERVER_STOPPED,
-        this.#state === "created" ? "the test server has not started: call app.start() first" : "the test server is stopped",
+        this.#state === "created"
+          ? "the test server has not started: call app.start() first"
+          : "the test server is stopped",
       );
     }
     const url = input instanceof Request ? new URL(input.url) : new URL(input, this.baseAddress);
