@@ -89,6 +89,8 @@ export class NodeServer implements IServer, NodeExchangeOwner {
   readonly #sockets = new Set<Socket>();
   /** Connection ids by socket (HTTP/1.x) or session (HTTP/2), given on first sight. */
   readonly #ids = new WeakMap<object, number>();
+  /** Close connections that sent nothing yet, which node's own idle tracking does not see. */
+  readonly #idleClosers: (() => void)[] = [];
   /** Connections answered with a refusal, closing once it is sent. */
   readonly #refused = new WeakSet<Socket>();
   #connectionCount = 0;
@@ -275,7 +277,8 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     if (transport === "http+h2c") {
       const h2c = http2.createServer(http2ServerOptions(limits));
       this.#handle(h2c, false);
-      detectPreface(server as http.Server, h2c, limits.keepAliveTimeout);
+      const detection = detectPreface(server as http.Server, h2c, limits.keepAliveTimeout);
+      this.#idleClosers.push(() => detection.closeUndecided());
     }
     server.on("connection", (socket: Socket) => {
       this.#totalConnections++;
@@ -433,6 +436,7 @@ export class NodeServer implements IServer, NodeExchangeOwner {
       // Idle keep-alive connections close now, busy ones after their last response;
       // HTTP/2 sessions get GOAWAY and finish their open streams.
       for (const connection of this.#connections.values()) connection.closeWhenIdle();
+      for (const close of this.#idleClosers) close();
       if (signal?.aborted) force();
       else {
         signal?.addEventListener("abort", force, { once: true });

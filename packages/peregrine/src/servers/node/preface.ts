@@ -15,10 +15,13 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * from the socket's 'data' event, so the bytes read while deciding are emitted there
  * again. The conformance suite and test/http2.test.ts cover both paths.
  */
-export function detectPreface(server: http.Server, h2c: http2.Http2Server, idleTimeout: number): void {
+export function detectPreface(server: http.Server, h2c: http2.Http2Server, idleTimeout: number): PrefaceDetection {
   const httpListeners = server.listeners("connection") as ((socket: Socket) => void)[];
+  const undecided = new Set<Socket>();
   server.removeAllListeners("connection");
   server.on("connection", (socket: Socket) => {
+    undecided.add(socket);
+    socket.once("close", () => undecided.delete(socket));
     let seen: Buffer = Buffer.alloc(0);
     // A connection that sends nothing is idle: it gets the keep-alive timeout, as between requests.
     socket.setTimeout(idleTimeout, () => socket.destroy());
@@ -27,6 +30,7 @@ export function detectPreface(server: http.Server, h2c: http2.Http2Server, idleT
       const n = Math.min(seen.length, PREFACE.length);
       const http2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
       if (http2 && seen.length < PREFACE.length) return;
+      undecided.delete(socket);
       socket.off("data", onData);
       socket.off("end", onEnd);
       socket.setTimeout(0);
@@ -45,4 +49,14 @@ export function detectPreface(server: http.Server, h2c: http2.Http2Server, idleT
     socket.on("data", onData);
     socket.on("end", onEnd);
   });
+  return {
+    closeUndecided() {
+      for (const socket of undecided) socket.destroy();
+    },
+  };
+}
+
+export interface PrefaceDetection {
+  /** Closes connections that have not sent their first bytes yet: they are idle (graceful stop). */
+  closeUndecided(): void;
 }
