@@ -807,13 +807,21 @@ export const CASES: ConformanceCase[] = [
       const inHandler = new Promise<void>((resolve) => {
         entered = resolve;
       });
-      const t = await startOn(sut, (app) =>
+      const t = await startOn(sut, (app) => {
         app.mapGet("/slow", async () => {
           entered();
           await sleep(300);
           return "finished";
-        }),
-      );
+        });
+        app.mapGet("/fast", () => "fast");
+      });
+      // An idle keep-alive connection (wire servers), and one that has sent nothing yet.
+      const idle = t.sut.capabilities.has("wire") ? await t.raw() : undefined;
+      const silent = t.sut.capabilities.has("wire") ? await t.raw() : undefined;
+      if (idle !== undefined) {
+        idle.write("GET /fast HTTP/1.1\r\nHost: a\r\n\r\n");
+        await idle.waitFor((b) => b.toString("latin1").endsWith("fast"));
+      }
       const pending = t.fetch("/slow");
       await within(inHandler, 5000, "the handler did not run");
       const stopping = t.app.stop();
@@ -821,6 +829,10 @@ export const CASES: ConformanceCase[] = [
       expect(res.status).toBe(200);
       expect(await res.text()).toBe("finished");
       await within(stopping, 5000, "stop() did not resolve once the in-flight request finished");
+      if (idle !== undefined && silent !== undefined) {
+        await idle.waitForClose(1000);
+        await silent.waitForClose(1000);
+      }
       await expect(within(t.fetch("/slow"), 5000, "a request after stop() hung")).rejects.toThrow();
     },
   },
