@@ -252,26 +252,51 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
 
   // ---- transport hooks ----
 
-  #applyHead(): void {
+  /** HTTP/2: the head goes through the compatibility API's setHeader. */
+  #applyHttp2Head(): void {
     const res = this.res;
     res.statusCode = this.statusCode;
-    const h2 = this.#http2;
-    // HTTP/2 has no reason phrases (node warns when one is set).
-    if (!h2 && this.reasonPhrase !== undefined) res.statusMessage = this.reasonPhrase;
     if (this.hasHeaders) {
       for (const [name, value] of Object.entries(this.headers.toJSON())) {
-        if (h2 && CONNECTION_HEADERS.has(name)) continue;
-        res.setHeader(name, value);
+        // HTTP/2 forbids connection-specific fields; node would throw on them.
+        if (!CONNECTION_HEADERS.has(name)) res.setHeader(name, value);
       }
     }
     if (this.#owner.addServerHeader && !res.hasHeader("server")) res.setHeader("server", "Peregrine");
-    if (!h2 && (this.#closeConnection || this.#owner.stopping)) (res as ServerResponse).shouldKeepAlive = false;
+  }
+
+  /**
+   * HTTP/1.x: the head as one flat [name, value, ...] list for writeHead, which keeps
+   * repeated fields apart and skips a setHeader call per field.
+   */
+  #http1Head(contentLength: number | undefined): string[] {
+    const fields: string[] = [];
+    let hasServer = false;
+    let hasLength = false;
+    if (this.hasHeaders) {
+      for (const [name, value] of this.headers) {
+        fields.push(name, value);
+        if (name === "server") hasServer = true;
+        else if (name === "content-length") hasLength = true;
+      }
+    }
+    if (this.#owner.addServerHeader && !hasServer) fields.push("server", "Peregrine");
+    if (contentLength !== undefined && !hasLength) fields.push("content-length", String(contentLength));
+    const res = this.res as ServerResponse;
+    if (this.#closeConnection || this.#owner.stopping) res.shouldKeepAlive = false;
+    return fields;
   }
 
   protected sendHead(): void {
-    this.#applyHead();
     const res = this.res as ServerResponse;
-    res.writeHead(this.statusCode);
+    if (this.#http2) {
+      this.#applyHttp2Head();
+      res.writeHead(this.statusCode);
+    } else {
+      const fields = this.#http1Head(undefined);
+      if (this.reasonPhrase !== undefined) res.writeHead(this.statusCode, this.reasonPhrase, fields);
+      else res.writeHead(this.statusCode, fields);
+    }
     // An explicit start() sends the head at once; a write() right after sends it with the first chunk.
     queueMicrotask(() => {
       if (!this.#wroteBody && !res.writableEnded && !res.destroyed) res.flushHeaders();
@@ -279,16 +304,25 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
   }
 
   protected sendWhole(chunk: BodyChunk | undefined): void {
-    this.#applyHead();
-    const res = this.res;
+    const res = this.res as ServerResponse;
+    const status = this.statusCode;
     // A whole response says how long it is, as from the native core. node would leave
     // Content-Length out for HEAD and for HTTP/1.0 (ending the body by closing instead).
-    const status = this.statusCode;
-    if (!res.hasHeader("content-length") && status >= 200 && status !== 204 && status !== 304) {
-      res.setHeader(
-        "content-length",
-        chunk === undefined ? 0 : typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.byteLength,
-      );
+    const length =
+      status < 200 || status === 204 || status === 304
+        ? undefined
+        : chunk === undefined
+          ? 0
+          : typeof chunk === "string"
+            ? Buffer.byteLength(chunk)
+            : chunk.byteLength;
+    if (this.#http2) {
+      this.#applyHttp2Head();
+      if (length !== undefined && !res.hasHeader("content-length")) res.setHeader("content-length", length);
+    } else {
+      const fields = this.#http1Head(length);
+      if (this.reasonPhrase !== undefined) res.writeHead(status, this.reasonPhrase, fields);
+      else res.writeHead(status, fields);
     }
     if (chunk === undefined) res.end();
     else res.end(chunk);
