@@ -6,6 +6,7 @@ import {
   type ITlsConnectionFeature,
 } from "../features/index.js";
 import { createConsoleLogger, type Logger } from "../logging.js";
+import { dispatch } from "../server/dispatch.js";
 import { type EndpointOptions, validateEndpoints } from "../server/endpoints.js";
 import { type LimitsOptions, resolveLimits, type ServerLimits } from "../server/limits.js";
 import type { IHttpApplication, IServer } from "../server/server.js";
@@ -188,45 +189,7 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
     const tls = record.https ? this.#tlsConnections.get(record.connectionId) : undefined;
     const exchange = new NativeExchange(this, id, record, this.#limits.maxRequestBodySize, tls);
     this.#exchanges.set(id, exchange);
-    let context: unknown;
-    let pending: Promise<void> | undefined;
-    try {
-      context = application.createContext(exchange);
-      pending = application.processRequest(context);
-    } catch (error) {
-      this.#end(exchange, context, error);
-      return;
-    }
-    if (pending === undefined) this.#end(exchange, context, undefined);
-    else
-      pending.then(
-        () => this.#end(exchange, context, undefined),
-        (error: unknown) => this.#end(exchange, context, error),
-      );
-  }
-
-  /** After the app is done: complete what it left open, then dispose its context. */
-  #end(exchange: NativeExchange, context: unknown, error: unknown): void {
-    if (error !== undefined) {
-      this.logger.error({ err: error, traceIdentifier: exchange.traceIdentifier }, "The application failed a request");
-    }
-    if (!exchange.isCompleted) {
-      if (error !== undefined && exchange.hasStarted) exchange.abort();
-      else {
-        try {
-          exchange.complete().then(undefined, () => exchange.abort());
-        } catch {
-          exchange.abort();
-        }
-      }
-    }
-    if (context !== undefined) {
-      try {
-        this.#application?.disposeContext(context, error);
-      } catch (disposeError) {
-        this.logger.error({ err: disposeError }, "disposeContext failed");
-      }
-    }
+    dispatch(application, exchange, this.logger);
   }
 
   data(id: number, chunk: Buffer): void {

@@ -7,6 +7,7 @@ import { ErrorCodes, PeregrineError } from "../../errors.js";
 import { FeatureCollection, type IFeatureCollection, IServerAddressesFeature } from "../../features/index.js";
 import { createConsoleLogger, type Logger } from "../../logging.js";
 import type { ServerStats } from "../../native/native-server.js";
+import { dispatch } from "../../server/dispatch.js";
 import { type EndpointOptions, type HttpProtocols, validateEndpoints } from "../../server/endpoints.js";
 import { type LimitsOptions, resolveLimits, type ServerLimits } from "../../server/limits.js";
 import type { IHttpApplication, IServer } from "../../server/server.js";
@@ -374,45 +375,7 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     }
     const exchange = new NodeExchange(this, req, res, this.#connectionOf(req), { https, expectContinue });
     const application = this.#application as IHttpApplication<unknown>;
-    let context: unknown;
-    let pending: Promise<void> | undefined;
-    try {
-      context = application.createContext(exchange);
-      pending = application.processRequest(context);
-    } catch (error) {
-      this.#end(exchange, context, error);
-      return;
-    }
-    if (pending === undefined) this.#end(exchange, context, undefined);
-    else
-      pending.then(
-        () => this.#end(exchange, context, undefined),
-        (error: unknown) => this.#end(exchange, context, error),
-      );
-  }
-
-  /** After the app is done: complete what it left open, then dispose its context. */
-  #end(exchange: NodeExchange, context: unknown, error: unknown): void {
-    if (error !== undefined) {
-      this.logger.error({ err: error, traceIdentifier: exchange.traceIdentifier }, "The application failed a request");
-    }
-    if (!exchange.isCompleted) {
-      if (error !== undefined && exchange.hasStarted) exchange.abort();
-      else {
-        try {
-          exchange.complete().then(undefined, () => exchange.abort());
-        } catch {
-          exchange.abort();
-        }
-      }
-    }
-    if (context !== undefined) {
-      try {
-        this.#application?.disposeContext(context, error);
-      } catch (disposeError) {
-        this.logger.error({ err: disposeError }, "disposeContext failed");
-      }
-    }
+    dispatch(application, exchange, this.logger);
   }
 
   stop(signal?: AbortSignal): Promise<void> {
