@@ -1,3 +1,5 @@
+import { ErrorCodes, PeregrineError } from "../errors.js";
+
 /** Reason phrases for the status codes RFC 9110 defines, plus a few in common use. */
 export const REASON_PHRASES: Readonly<Record<number, string>> = {
   100: "Continue",
@@ -47,3 +49,14 @@ export const REASON_PHRASES: Readonly<Record<number, string>> = {
   504: "Gateway Timeout",
   505: "HTTP Version Not Supported",
 };
+
+/** Checks a status code: an integer from 100 to 999. */
+export function validateStatus(code: number): number {
+  if (!Number.isInteger(code) || code < 100 || code > 999) {
+    throw new PeregrineError(
+      ErrorCodes.INVALID_STATUS,
+      `status code ${code} is invalid: use an integer from 100 to 999`,
+    );
+  }
+  return code;
+}

@@ -235,11 +235,11 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
   }
 
   aborted(id: number): void {
-    this.#exchanges.get(id)?.onAborted();
+    this.#exchanges.get(id)?.clientGone();
   }
 
   stopped(): void {
-    for (const exchange of this.#exchanges.values()) exchange.onAborted();
+    for (const exchange of this.#exchanges.values()) exchange.clientGone();
     this.#exchanges.clear();
     this.#tlsConnections.clear();
     this.#handle?.close();

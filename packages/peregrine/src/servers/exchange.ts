@@ -13,10 +13,10 @@ import {
   IHttpResponseTrailersFeature,
 } from "../features/index.js";
 import { HeaderDictionary } from "../http/headers.js";
+import { validateStatus } from "../http/status.js";
 import type { Logger } from "../logging.js";
-import { validateStatus } from "../native/exchange.js";
 import type { MinDataRate, ServerLimits } from "../server/limits.js";
-import type { RequestBody, RequestBodyOwner } from "./request-body.js";
+import type { RequestBodyOwner } from "./request-body.js";
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -26,6 +26,12 @@ const COMPLETED = 2;
 const ABORTED = 3;
 
 type Callback = () => void | Promise<void>;
+
+/** What the exchange needs of a request body: whether reading began, and a way to fail it. */
+export interface ExchangeBody {
+  readonly started: boolean;
+  fail(error: Error): void;
+}
 
 /** The form connection ids take in trace identifiers, shared with the native server. */
 export function connectionIdString(id: number): string {
@@ -57,7 +63,7 @@ export abstract class ServerExchange
     RequestBodyOwner
 {
   abstract readonly request: IHttpRequestFeature;
-  abstract readonly requestBody: RequestBody;
+  abstract readonly requestBody: ExchangeBody;
   readonly #logger: Logger;
   #state = NOT_STARTED;
   #statusCode = 200;
@@ -248,8 +254,10 @@ export abstract class ServerExchange
       if (this.#state === STARTED) this.#end();
       return;
     }
-    this.#state = COMPLETED;
+    // The state changes only once the transport took the response: if sending throws
+    // (an invalid header, say), the app's error handler can still answer or abort.
     this.sendWhole(chunk);
+    this.#state = COMPLETED;
     this.#headers?.lock();
   }
 
