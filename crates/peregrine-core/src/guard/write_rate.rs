@@ -83,6 +83,25 @@ impl<S> MinWriteRate<S> {
         ))
     }
 
+    /// Counts what a write took, or starts the clock when it would block.
+    fn account(
+        &mut self,
+        polled: Poll<io::Result<usize>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        match polled {
+            Poll::Ready(Ok(n)) => {
+                self.on_written(n);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => match self.on_blocked(cx) {
+                Ok(()) => Poll::Pending,
+                Err(e) => Poll::Ready(Err(e)),
+            },
+            other => other,
+        }
+    }
+
     fn unblocked(&mut self) {
         self.blocked_since = None;
         self.written_while_blocked = 0;
@@ -107,17 +126,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for MinWriteRate<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(Ok(n)) => {
-                this.on_written(n);
-                Poll::Ready(Ok(n))
-            }
-            Poll::Pending => match this.on_blocked(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-            other => other,
-        }
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.account(polled, cx)
     }
 
     fn poll_write_vectored(
@@ -126,17 +136,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for MinWriteRate<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                this.on_written(n);
-                Poll::Ready(Ok(n))
-            }
-            Poll::Pending => match this.on_blocked(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-            other => other,
-        }
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.account(polled, cx)
     }
 
     fn is_write_vectored(&self) -> bool {
