@@ -13,6 +13,7 @@ import {
   NativeRequestFeature,
 } from "../../packages/peregrine/src/native/request-feature.js";
 import type { RequestRecord } from "../../packages/peregrine/src/native/tape.js";
+import { NodeRequestFeature } from "../../packages/peregrine/src/servers/node/node-request.js";
 
 const RUNS = { seed: 0x5eed, numRuns: 500 };
 
@@ -80,7 +81,7 @@ describe("request target (properties)", () => {
     );
   });
 
-  it("the target splits at the first '?': the path is decoded, the query string kept raw", () => {
+  it("the target splits at the first '?': the path is decoded, the query string kept raw (native and node)", () => {
     fc.assert(
       fc.property(
         fc.oneof(anyText, escapeText).map((p) => `/${p.replaceAll("?", "")}`),
@@ -93,6 +94,13 @@ describe("request target (properties)", () => {
           expect(feature.queryString).toBe(query === null ? "" : `?${query}`);
           expect(ctx.request.path).toBe(feature.path);
           expect(ctx.request.queryString).toBe(feature.queryString);
+          // The node server splits the same way.
+          const node = new NodeRequestFeature(
+            { httpVersion: "1.1", method: "GET", url: target } as never,
+            false,
+            {} as never,
+          );
+          expect([node.rawTarget, node.path, node.queryString]).toEqual([target, feature.path, feature.queryString]);
         },
       ),
       RUNS,
