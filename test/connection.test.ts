@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, it } from "vitest";
 import type { WebApplication } from "peregrine";
+import { afterEach, describe, expect, it } from "vitest";
 import { RawClient, startApp } from "./support/server.js";
 
 const apps: WebApplication[] = [];
@@ -140,7 +140,9 @@ describe("HTTP/1.1 connections", () => {
   it("streams chunked request bodies and chunked responses", async () => {
     const { port } = await serve((app) => app.mapPost("/echo", (ctx) => ctx.request.body));
     const client = await connect(port);
-    client.write("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    client.write(
+      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    );
     const text = (await client.waitFor((r) => r.toString().endsWith("0\r\n\r\n"))).toString();
     expect(text).toMatch(/transfer-encoding: chunked/i);
     const body = text.slice(text.indexOf("\r\n\r\n") + 4);

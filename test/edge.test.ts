@@ -1,7 +1,7 @@
 import http from "node:http";
 import net from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
 import type { Logger, NativeServer, WebApplication } from "peregrine";
+import { afterEach, describe, expect, it } from "vitest";
 import { RawClient, startApp } from "./support/server.js";
 
 const apps: WebApplication[] = [];
@@ -10,7 +10,9 @@ afterEach(async () => {
 });
 
 /** A logger that keeps every event, to check what the server reports. */
-function capturingLogger(): Logger & { events: { level: string; fields: Record<string, unknown>; message?: string }[] } {
+function capturingLogger(): Logger & {
+  events: { level: string; fields: Record<string, unknown>; message?: string }[];
+} {
   const events: { level: string; fields: Record<string, unknown>; message?: string }[] = [];
   const at = (level: string) => (fields: object, message?: string) => {
     events.push({ level, fields: fields as Record<string, unknown>, ...(message !== undefined ? { message } : {}) });
@@ -29,7 +31,10 @@ describe("edge safety", () => {
     const logger = capturingLogger();
     const { app, port } = await startApp((a) => a.mapGet("/", () => "ok"), { logger });
     apps.push(app);
-    const text = await exchange(port, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    const text = await exchange(
+      port,
+      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    );
     expect(text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
     await new Promise((r) => setTimeout(r, 50));
     const rejections = logger.events.filter((e) => e.message === "Request rejected");
@@ -53,7 +58,9 @@ describe("edge safety", () => {
     expect(await exchange(port, `GET /${"a".repeat(200)} HTTP/1.1\r\nHost: a\r\n\r\n`)).toMatch(/^HTTP\/1\.1 414 /);
     const many = Array.from({ length: 6 }, (_, i) => `X-${i}: 1\r\n`).join("");
     expect(await exchange(port, `GET / HTTP/1.1\r\nHost: a\r\n${many}\r\n`)).toMatch(/^HTTP\/1\.1 431 /);
-    expect(await exchange(port, `GET / HTTP/1.1\r\nHost: a\r\nX: ${"b".repeat(300)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /);
+    expect(await exchange(port, `GET / HTTP/1.1\r\nHost: a\r\nX: ${"b".repeat(300)}\r\n\r\n`)).toMatch(
+      /^HTTP\/1\.1 431 /,
+    );
     const ok = await exchange(port, "GET /fine HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     expect(ok).toMatch(/^HTTP\/1\.1 200 /);
   });
@@ -77,9 +84,12 @@ describe("edge safety", () => {
   });
 
   it("answers 408 to a body sent below minRequestBodyDataRate", async () => {
-    const { app, port } = await startApp((a) => a.mapPost("/upload", async (ctx) => (await ctx.request.bytes()).length), {
-      limits: { minRequestBodyDataRate: { bytesPerSecond: 240, gracePeriod: 300 } },
-    });
+    const { app, port } = await startApp(
+      (a) => a.mapPost("/upload", async (ctx) => (await ctx.request.bytes()).length),
+      {
+        limits: { minRequestBodyDataRate: { bytesPerSecond: 240, gracePeriod: 300 } },
+      },
+    );
     apps.push(app);
     const client = await RawClient.connect(port);
     client.write("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n");
@@ -177,7 +187,9 @@ describe("edge safety", () => {
       }),
     );
     const agent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
-    type Outcome = { kind: "complete"; status: number; body: string; connection: string | undefined } | { kind: "refused" };
+    type Outcome =
+      | { kind: "complete"; status: number; body: string; connection: string | undefined }
+      | { kind: "refused" };
     const requests: Promise<Outcome>[] = [];
     for (let i = 0; i < 1000; i++) {
       requests.push(

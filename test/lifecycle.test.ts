@@ -3,8 +3,8 @@ import { readFileSync } from "node:fs";
 import http from "node:http";
 import { createInterface } from "node:readline";
 import { Worker } from "node:worker_threads";
-import { afterEach, describe, expect, it } from "vitest";
 import type { WebApplication } from "peregrine";
+import { afterEach, describe, expect, it } from "vitest";
 import { startApp } from "./support/server.js";
 
 const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url);

@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, it } from "vitest";
 import type { WebApplication } from "peregrine";
+import { afterEach, describe, expect, it } from "vitest";
 import { startApp } from "./support/server.js";
 
 const apps: WebApplication[] = [];
@@ -244,12 +244,16 @@ describe("middleware and routing", () => {
     expect(port).toBeGreaterThan(0);
     expect(app.urls).toEqual([`http://127.0.0.1:${port}`]);
     const { WebApplication } = await import("peregrine");
-    expect(() => WebApplication.create({ nope: 1 } as never)).toThrow(expect.objectContaining({ code: "PEREGRINE_INVALID_OPTION" }));
+    expect(() => WebApplication.create({ nope: 1 } as never)).toThrow(
+      expect.objectContaining({ code: "PEREGRINE_INVALID_OPTION" }),
+    );
     expect(() => WebApplication.create({ limits: { maxRequestBodySize: -1 } })).toThrow(/maxRequestBodySize/);
     const bad = WebApplication.create({ urls: ["http://example.invalid:80"] });
     await expect(bad.start()).rejects.toMatchObject({ code: "PEREGRINE_INVALID_URL" });
     const taken = WebApplication.create({ urls: [`http://127.0.0.1:${port}`] });
     await expect(taken.start()).rejects.toMatchObject({ code: "PEREGRINE_ADDRESS_IN_USE" });
-    expect(() => app.mapGet("/late", () => "x")).toThrow(expect.objectContaining({ code: "PEREGRINE_ALREADY_STARTED" }));
+    expect(() => app.mapGet("/late", () => "x")).toThrow(
+      expect.objectContaining({ code: "PEREGRINE_ALREADY_STARTED" }),
+    );
   });
 });

@@ -271,15 +271,13 @@ describe("WebApplication.create options (properties)", () => {
         .oneof(wrongType, fc.constant(null))
         .filter((v) => typeof v !== "object" || v === null)
         .map((value) => ({ option: "logger", value })),
-      fc
-        .constantFrom(...Object.keys(LIMITS))
-        .chain((key) =>
-          invalid(LIMITS[key] as Rule).map((value) => ({
-            option: `limits.${key}`,
-            value,
-            limits: withKey(key, value),
-          })),
-        ),
+      fc.constantFrom(...Object.keys(LIMITS)).chain((key) =>
+        invalid(LIMITS[key] as Rule).map((value) => ({
+          option: `limits.${key}`,
+          value,
+          limits: withKey(key, value),
+        })),
+      ),
     );
     fc.assert(
       fc.property(cases, (c) => {

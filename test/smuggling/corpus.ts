@@ -1044,7 +1044,8 @@ const chunked: SmugglingCase[] = [
   {
     id: "CH-01",
     class: "chunked",
-    description: "lone LF inside a chunk extension: read one way the body hides a request, read the other it is a second one",
+    description:
+      "lone LF inside a chunk extension: read one way the body hides a request, read the other it is a second one",
     request: chunkedPost("/ch01", LONE_LF_EXTENSION_BODY),
     expected: reject(400),
     sources: ["rfc9112_7_1_1", "cve2025_55315", "funkyChunks2025", "nodeChunkedSmuggling"],
