@@ -82,7 +82,7 @@ fn random_split(len: usize, seed: &mut u64) -> Vec<usize> {
         *seed ^= *seed >> 7;
         *seed ^= *seed << 17;
         let n = (*seed % 8 + 1).min(left as u64) as usize;
-        let n = if *seed % 5 == 0 { left } else { n };
+        let n = if (*seed).is_multiple_of(5) { left } else { n };
         pieces.push(n);
         left -= n;
     }
@@ -134,7 +134,7 @@ fn reference(data: &[u8], max_trailer: usize) -> Verdict {
             return Verdict::Incomplete;
         }
         at += size as usize;
-        for expected in [b'\r', b'\n'] {
+        for expected in *b"\r\n" {
             match data.get(at) {
                 None => return Verdict::Incomplete,
                 Some(b) if *b != expected => return Verdict::Invalid,

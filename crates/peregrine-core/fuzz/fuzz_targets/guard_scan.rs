@@ -192,7 +192,7 @@ fn random_split<'a>(data: &'a [u8], seed: &mut u64) -> Vec<&'a [u8]> {
         *seed ^= *seed << 13;
         *seed ^= *seed >> 7;
         *seed ^= *seed << 17;
-        let n = if *seed % 7 == 0 {
+        let n = if (*seed).is_multiple_of(7) {
             rest.len()
         } else {
             (*seed % 16 + 1).min(rest.len() as u64) as usize
