@@ -2,7 +2,7 @@ import { describeValue, ErrorCodes, PeregrineError } from "../errors.js";
 import { IServerAddressesFeature } from "../features/index.js";
 import { createConsoleLogger, type Logger } from "../logging.js";
 import { type EndpointOptions, validateEndpoints } from "../server/endpoints.js";
-import type { LimitsOptions } from "../server/limits.js";
+import { type LimitsOptions, resolveShutdownTimeout } from "../server/limits.js";
 import type { IServer } from "../server/server.js";
 import { type TlsOptions, toNativeTlsOptions } from "../server/tls.js";
 import { isServerName, type ServerName, selectServer } from "../servers/select.js";
@@ -71,10 +71,7 @@ function validate(options: WebApplicationOptions): void {
   }
   if (options.endpoints !== undefined) validateEndpoints(options.endpoints);
   if (options.tls !== undefined) toNativeTlsOptions(options.tls);
-  const timeout = options.shutdownTimeout;
-  if (timeout !== undefined && (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout < 0)) {
-    throw invalidOption(`shutdownTimeout = ${describeValue(timeout)} is invalid: expected milliseconds >= 0`);
-  }
+  resolveShutdownTimeout(options.shutdownTimeout);
   if (options.addServerHeader !== undefined && typeof options.addServerHeader !== "boolean") {
     throw invalidOption(
       `addServerHeader = ${describeValue(options.addServerHeader)} is invalid: expected true or false`,

@@ -8,7 +8,7 @@ import {
 import { createConsoleLogger, type Logger } from "../logging.js";
 import { dispatch } from "../server/dispatch.js";
 import { type EndpointOptions, validateEndpoints } from "../server/endpoints.js";
-import { type LimitsOptions, resolveLimits, type ServerLimits } from "../server/limits.js";
+import { type LimitsOptions, resolveLimits, resolveShutdownTimeout, type ServerLimits } from "../server/limits.js";
 import type { IHttpApplication, IServer } from "../server/server.js";
 import { type NativeTlsOptions, type TlsOptions, toNativeTlsOptions } from "../server/tls.js";
 import { loadNativeBinding, type NativeServerHandle } from "./binding.js";
@@ -60,7 +60,7 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
 
   constructor(options: NativeServerOptions = {}) {
     this.#limits = resolveLimits(options.limits);
-    this.#shutdownTimeout = options.shutdownTimeout ?? 30_000;
+    this.#shutdownTimeout = resolveShutdownTimeout(options.shutdownTimeout);
     this.#addServerHeader = options.addServerHeader ?? true;
     this.#tls = options.tls === undefined ? undefined : toNativeTlsOptions(options.tls);
     this.#endpoints = options.endpoints === undefined ? [] : validateEndpoints(options.endpoints);

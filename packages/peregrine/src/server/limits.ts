@@ -238,3 +238,21 @@ export function resolveLimits(given: LimitsOptions | undefined): ServerLimits {
     http2: resolveHttp2Limits(given.http2),
   };
 }
+
+/** The default of the top-level `shutdownTimeout` option, in milliseconds. */
+export const DEFAULT_SHUTDOWN_TIMEOUT = 30_000;
+
+/**
+ * Checks the top-level `shutdownTimeout` option: whole milliseconds from 0 to 2^31-1
+ * (the longest delay Node's timers honour), defaulting to 30,000.
+ */
+export function resolveShutdownTimeout(value: unknown): number {
+  if (value === undefined) return DEFAULT_SHUTDOWN_TIMEOUT;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 2 ** 31 - 1) {
+    throw new PeregrineError(
+      ErrorCodes.INVALID_OPTION,
+      `shutdownTimeout = ${describeValue(value)} is invalid: expected whole milliseconds from 0 to ${2 ** 31 - 1}`,
+    );
+  }
+  return value;
+}

@@ -9,7 +9,7 @@ import { createConsoleLogger, type Logger } from "../../logging.js";
 import type { ServerStats } from "../../native/native-server.js";
 import { dispatch } from "../../server/dispatch.js";
 import { type EndpointOptions, type HttpProtocols, validateEndpoints } from "../../server/endpoints.js";
-import { type LimitsOptions, resolveLimits, type ServerLimits } from "../../server/limits.js";
+import { type LimitsOptions, resolveLimits, resolveShutdownTimeout, type ServerLimits } from "../../server/limits.js";
 import type { IHttpApplication, IServer } from "../../server/server.js";
 import type { TlsOptions } from "../../server/tls.js";
 import { bindError, type EndpointUrl, parseEndpointUrl, urlFor } from "../endpoint-url.js";
@@ -105,14 +105,7 @@ export class NodeServer implements IServer, NodeExchangeOwner {
 
   constructor(options: NodeServerOptions = {}) {
     this.limits = resolveLimits(options.limits);
-    const timeout = options.shutdownTimeout ?? 30_000;
-    if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout < 0) {
-      throw new PeregrineError(
-        ErrorCodes.INVALID_OPTION,
-        `shutdownTimeout = ${String(timeout)} is invalid: expected milliseconds >= 0`,
-      );
-    }
-    this.#shutdownTimeout = timeout;
+    this.#shutdownTimeout = resolveShutdownTimeout(options.shutdownTimeout);
     this.#endpoints = options.endpoints === undefined ? [] : validateEndpoints(options.endpoints);
     this.#tlsOptions = options.tls;
     this.addServerHeader = options.addServerHeader ?? true;

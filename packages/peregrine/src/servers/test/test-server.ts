@@ -3,7 +3,7 @@ import { FeatureCollection, type IFeatureCollection, IServerAddressesFeature } f
 import { HeaderDictionary } from "../../http/headers.js";
 import { createConsoleLogger, type Logger } from "../../logging.js";
 import { dispatch } from "../../server/dispatch.js";
-import { resolveLimits, type ServerLimits } from "../../server/limits.js";
+import { resolveLimits, resolveShutdownTimeout, type ServerLimits } from "../../server/limits.js";
 import type { IHttpApplication, IServer } from "../../server/server.js";
 import type { BodyReader } from "../request-body.js";
 import { TestExchange, type TestExchangeOwner } from "./test-exchange.js";
@@ -97,14 +97,7 @@ export class TestServer implements IServer, TestExchangeOwner {
         },
       );
     }
-    const timeout = options.shutdownTimeout ?? 30_000;
-    if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout < 0) {
-      throw new PeregrineError(
-        ErrorCodes.INVALID_OPTION,
-        `shutdownTimeout = ${String(timeout)} is invalid: expected milliseconds >= 0`,
-      );
-    }
-    this.#shutdownTimeout = timeout;
+    this.#shutdownTimeout = resolveShutdownTimeout(options.shutdownTimeout);
     this.logger = options.logger ?? createConsoleLogger();
     this.features.set(IServerAddressesFeature, { addresses: this.#addresses });
   }
