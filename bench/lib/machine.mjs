@@ -24,7 +24,8 @@ function cpuModel() {
 
 export function describeMachine(root) {
   const git = (args) => spawnSync("git", args, { cwd: root, encoding: "utf8" }).stdout?.trim();
-  const dirty = git(["status", "--porcelain", "--untracked-files=no"]);
+  // Changes under bench/ do not change what is measured.
+  const dirty = git(["status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench"]);
   return {
     date: new Date().toISOString(),
     nproc: os.availableParallelism(),
