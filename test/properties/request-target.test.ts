@@ -7,11 +7,8 @@ import { describe, expect, it } from "vitest";
 import { FeatureCollection } from "../../packages/peregrine/src/features/feature-collection.js";
 import { IHttpRequestFeature } from "../../packages/peregrine/src/features/index.js";
 import { HttpContext } from "../../packages/peregrine/src/http/context.js";
-import {
-  decodePath,
-  NativeRequestBody,
-  NativeRequestFeature,
-} from "../../packages/peregrine/src/native/request-feature.js";
+import { decodePath } from "../../packages/peregrine/src/http/target.js";
+import { NativeRequestBody, NativeRequestFeature } from "../../packages/peregrine/src/native/request-feature.js";
 import type { RequestRecord } from "../../packages/peregrine/src/native/tape.js";
 import { NodeRequestFeature } from "../../packages/peregrine/src/servers/node/node-request.js";
 

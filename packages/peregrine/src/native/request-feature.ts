@@ -1,25 +1,12 @@
 import { BadHttpRequestError, ErrorCodes, PeregrineError } from "../errors.js";
 import type { IHttpRequestFeature } from "../features/index.js";
 import { HeaderDictionary } from "../http/headers.js";
+import { splitTarget } from "../http/target.js";
 import type { RequestRecord } from "./tape.js";
 
 /** What the request body needs from its exchange. */
 export interface BodySource {
   readBody(): void;
-}
-
-/** Percent-decodes a path, leaving %2F encoded so that segments keep their meaning. */
-export function decodePath(raw: string): string {
-  if (!raw.includes("%")) return raw;
-  try {
-    return raw
-      .split(/%2f/i)
-      .map((part) => decodeURIComponent(part))
-      .join("%2F");
-  } catch {
-    // Malformed escapes stay as sent; routing then simply does not match them.
-    return raw;
-  }
 }
 
 /** Request headers decoded from the tape the first time anything reads them. */
@@ -175,16 +162,10 @@ export class NativeRequestFeature implements IHttpRequestFeature {
     this.protocol = record.protocol;
     this.scheme = record.https ? "https" : "http";
     this.method = record.method;
-    const target = record.target;
-    this.rawTarget = target;
-    const q = target.indexOf("?");
-    if (q < 0) {
-      this.path = decodePath(target);
-      this.queryString = "";
-    } else {
-      this.path = decodePath(target.slice(0, q));
-      this.queryString = target.slice(q);
-    }
+    this.rawTarget = record.target;
+    const { path, queryString } = splitTarget(record.target);
+    this.path = path;
+    this.queryString = queryString;
     this.body = body;
   }
 

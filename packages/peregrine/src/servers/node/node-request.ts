@@ -4,7 +4,7 @@ import type { Readable } from "node:stream";
 import { ErrorCodes, PeregrineError } from "../../errors.js";
 import type { IHttpRequestFeature } from "../../features/index.js";
 import { HeaderDictionary } from "../../http/headers.js";
-import { decodePath } from "../../native/request-feature.js";
+import { splitTarget } from "../../http/target.js";
 import type { BodyReader, RequestBody } from "../request-body.js";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
@@ -135,16 +135,10 @@ export class NodeRequestFeature implements IHttpRequestFeature {
     this.protocol = version === "2.0" ? "HTTP/2" : `HTTP/${version}`;
     this.scheme = https ? "https" : "http";
     this.method = req.method ?? "GET";
-    const target = req.url ?? "/";
-    this.rawTarget = target;
-    const q = target.indexOf("?");
-    if (q < 0) {
-      this.path = decodePath(target);
-      this.queryString = "";
-    } else {
-      this.path = decodePath(target.slice(0, q));
-      this.queryString = target.slice(q);
-    }
+    this.rawTarget = req.url ?? "/";
+    const { path, queryString } = splitTarget(this.rawTarget);
+    this.path = path;
+    this.queryString = queryString;
     this.body = body;
   }
 

@@ -1,8 +1,8 @@
 import type { BodyChunk, IHttpConnectionFeature, IHttpRequestFeature } from "../../features/index.js";
 import type { HeaderDictionary } from "../../http/headers.js";
 import { REASON_PHRASES } from "../../http/status.js";
+import { decodePath } from "../../http/target.js";
 import type { Logger } from "../../logging.js";
-import { decodePath } from "../../native/request-feature.js";
 import type { ServerLimits } from "../../server/limits.js";
 import { abortReason, connectionIdString, ServerExchange } from "../exchange.js";
 import { type BodyReader, RequestBody } from "../request-body.js";
