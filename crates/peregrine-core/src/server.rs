@@ -18,7 +18,7 @@ use crate::guard::{GuardSettings, Rejection};
 use crate::handler::Handler;
 use crate::linger::LingeringClose;
 use crate::stats::{ConnectionCount, ServerStats, StatsSnapshot};
-use crate::tls::{Tls, TlsOptions};
+use crate::tls::{Tls, TlsInfo, TlsOptions};
 
 /// Server limits. Each field's default is Kestrel's; docs/limits.md is the reference.
 #[derive(Debug, Clone)]
@@ -352,27 +352,17 @@ async fn serve_accepted<H: Handler>(
         local,
         count: _count,
     } = accepted;
-    let id = connection::next_connection_id();
-    let info = match tls {
+    let peer = Peer {
+        id: connection::next_connection_id(),
+        remote,
+        local,
+    };
+    match tls {
         None => {
-            let info = Arc::new(ConnectionInfo::new(
-                id,
-                remote,
-                local,
-                settings.scheme,
-                None,
-            ));
-            connection::serve(
-                stream,
-                info.clone(),
-                builders,
-                settings,
-                handler.clone(),
-                shutdown,
-                abort,
+            serve_as_connection(
+                stream, None, peer, builders, settings, handler, shutdown, abort,
             )
-            .await;
-            info
+            .await
         }
         Some(tls) => {
             // A handshake in progress when the server stops is simply dropped.
@@ -380,29 +370,62 @@ async fn serve_accepted<H: Handler>(
                 h = tls.accept(stream, settings.protocols) => h,
                 _ = shutdown.cancelled() => None,
             };
-            let Some((stream, tls_info)) = handshake else {
-                return;
-            };
-            let info = Arc::new(ConnectionInfo::new(
-                id,
-                remote,
-                local,
-                settings.scheme,
-                Some(tls_info),
-            ));
-            connection::serve(
-                stream,
-                info.clone(),
-                builders,
-                settings,
-                handler.clone(),
-                shutdown,
-                abort,
-            )
-            .await;
-            info
+            if let Some((stream, tls_info)) = handshake {
+                serve_as_connection(
+                    stream,
+                    Some(tls_info),
+                    peer,
+                    builders,
+                    settings,
+                    handler,
+                    shutdown,
+                    abort,
+                )
+                .await;
+            }
         }
-    };
+    }
+}
+
+/// Who is on the other end of an accepted socket.
+struct Peer {
+    id: u64,
+    remote: SocketAddr,
+    local: SocketAddr,
+}
+
+/// Serves a connection, plain or TLS, and reports when it has closed.
+#[allow(clippy::too_many_arguments)]
+async fn serve_as_connection<H, IO>(
+    stream: IO,
+    tls: Option<TlsInfo>,
+    peer: Peer,
+    builders: Arc<Builders>,
+    settings: Arc<ConnectionSettings>,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+    abort: CancellationToken,
+) where
+    H: Handler,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let info = Arc::new(ConnectionInfo::new(
+        peer.id,
+        peer.remote,
+        peer.local,
+        settings.scheme,
+        tls,
+    ));
+    connection::serve(
+        stream,
+        info.clone(),
+        builders,
+        settings,
+        handler.clone(),
+        shutdown,
+        abort,
+    )
+    .await;
     handler.connection_closed(&info);
 }
 
