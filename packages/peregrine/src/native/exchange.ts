@@ -3,7 +3,6 @@ import {
   type BodyChunk,
   type FeatureKey,
   type IHttpConnectionFeature,
-  type IHttpRequestTrailersFeature,
   type IHttpResetFeature,
   type IStreamIdFeature,
   type ITlsConnectionFeature,
@@ -12,9 +11,10 @@ import {
   IStreamIdFeature as StreamIdKey,
   ITlsConnectionFeature as TlsKey,
 } from "../features/index.js";
-import { HeaderDictionary } from "../http/headers.js";
+import type { HeaderDictionary } from "../http/headers.js";
 import type { Logger } from "../logging.js";
 import { connectionIdString, ServerExchange } from "../servers/exchange.js";
+import { RequestTrailers } from "../servers/request-trailers.js";
 import type { NativeServerHandle } from "./binding.js";
 import { NativeRequestBody, NativeRequestFeature } from "./request-feature.js";
 import type { RequestRecord } from "./tape.js";
@@ -61,7 +61,9 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature 
   readonly #record: RequestRecord;
   readonly #tls: ITlsConnectionFeature | undefined;
   #connection: NativeConnectionFeature | undefined;
-  #requestTrailers: NativeRequestTrailers | undefined;
+  #requestTrailers: RequestTrailers | undefined;
+  /** Trailer fields from the tape, once they arrived. */
+  #receivedTrailers: [string, string][] = [];
   #released = false;
 
   constructor(
@@ -83,7 +85,10 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature 
   protected override resolve<T>(key: FeatureKey<T>): T | undefined {
     switch (key as FeatureKey<unknown>) {
       case RequestTrailersKey:
-        this.#requestTrailers ??= new NativeRequestTrailers(this.requestBody);
+        this.#requestTrailers ??= new RequestTrailers(
+          () => this.requestBody.complete,
+          () => this.#receivedTrailers,
+        );
         return this.#requestTrailers as T;
       case TlsKey:
         return this.#tls as T | undefined;
@@ -171,8 +176,7 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature 
 
   /** Request trailers from the tape; the body's end follows them. */
   onTrailers(headers: [string, string][]): void {
-    this.#requestTrailers ??= new NativeRequestTrailers(this.requestBody);
-    this.#requestTrailers.receive(headers);
+    this.#receivedTrailers = headers;
   }
 
   // ---- IHttpResetFeature ----
@@ -197,40 +201,5 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature 
   override set maxRequestBodySize(value: number | null) {
     super.maxRequestBodySize = value;
     this.#owner.handle.setMaxRequestBodySize(this.id, value ?? -1);
-  }
-}
-
-/** IHttpRequestTrailersFeature: trailers become available when the body has ended. */
-class NativeRequestTrailers implements IHttpRequestTrailersFeature {
-  readonly #body: NativeRequestBody;
-  #trailers: HeaderDictionary | undefined;
-
-  constructor(body: NativeRequestBody) {
-    this.#body = body;
-  }
-
-  receive(headers: [string, string][]): void {
-    const dictionary = new HeaderDictionary();
-    for (const [name, value] of headers) dictionary.append(name, value);
-    dictionary.lock();
-    this.#trailers = dictionary;
-  }
-
-  get available(): boolean {
-    return this.#body.complete;
-  }
-
-  get trailers(): HeaderDictionary {
-    if (!this.available) {
-      throw new PeregrineError(
-        ErrorCodes.TRAILERS_NOT_AVAILABLE,
-        "request trailers are not available until the request body has been read to the end",
-      );
-    }
-    if (this.#trailers === undefined) {
-      this.#trailers = new HeaderDictionary();
-      this.#trailers.lock();
-    }
-    return this.#trailers;
   }
 }

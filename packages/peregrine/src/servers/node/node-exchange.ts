@@ -12,11 +12,12 @@ import {
   IStreamIdFeature,
   ITlsConnectionFeature,
 } from "../../features/index.js";
-import { HeaderDictionary } from "../../http/headers.js";
+import type { HeaderDictionary } from "../../http/headers.js";
 import type { Logger } from "../../logging.js";
 import type { ServerLimits } from "../../server/limits.js";
 import { connectionIdString, ServerExchange } from "../exchange.js";
 import { RequestBody } from "../request-body.js";
+import { RequestTrailers } from "../request-trailers.js";
 import { declaredLength, hasNoBody, type NodeRequest, NodeRequestFeature, readableBodyReader } from "./node-request.js";
 import { NodeTlsConnection } from "./node-tls.js";
 
@@ -117,32 +118,11 @@ function isHttp2(res: NodeResponse): res is Http2ServerResponse {
   return "stream" in res;
 }
 
-/** IHttpRequestTrailersFeature: node fills `rawTrailers` when the request has ended. */
-class NodeRequestTrailers implements IHttpRequestTrailersFeature {
-  readonly #req: NodeRequest;
-  #trailers: HeaderDictionary | undefined;
-  constructor(req: NodeRequest) {
-    this.#req = req;
-  }
-  get available(): boolean {
-    return this.#req.complete;
-  }
-  get trailers(): HeaderDictionary {
-    if (!this.available) {
-      throw new PeregrineError(
-        ErrorCodes.TRAILERS_NOT_AVAILABLE,
-        "request trailers are not available until the request body has been read to the end",
-      );
-    }
-    if (this.#trailers === undefined) {
-      const raw = this.#req.rawTrailers;
-      const pairs: [string, string][] = [];
-      for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i] as string, raw[i + 1] as string]);
-      this.#trailers = new HeaderDictionary(pairs);
-      this.#trailers.lock();
-    }
-    return this.#trailers;
-  }
+/** node's `rawTrailers` (name, value, name, value, ...) as pairs. */
+function trailerPairs(raw: string[]): [string, string][] {
+  const pairs: [string, string][] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i] as string, raw[i + 1] as string]);
+  return pairs;
 }
 
 /**
@@ -161,7 +141,7 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
   readonly #requestNumber: number;
   readonly #expectContinue: boolean;
   readonly #http2: boolean;
-  #requestTrailers: NodeRequestTrailers | undefined;
+  #requestTrailers: RequestTrailers | undefined;
   #closeConnection = false;
   #wroteBody = false;
 
@@ -203,7 +183,10 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
       case ITlsConnectionFeature:
         return this.#connection.tls as T | undefined;
       case IHttpRequestTrailersFeature:
-        this.#requestTrailers ??= new NodeRequestTrailers(this.req);
+        this.#requestTrailers ??= new RequestTrailers(
+          () => this.req.complete,
+          () => trailerPairs(this.req.rawTrailers),
+        );
         return this.#requestTrailers as T;
       case IStreamIdFeature:
         return this.#http2
