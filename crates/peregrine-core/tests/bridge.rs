@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use peregrine_core::bridge::Event;
 use peregrine_core::{ErrorCode, ResponseBody, WriteOutcome};
-use support::{bridge, next_event, start, RawClient};
+use support::{bridge, next_event, next_request, start, RawClient};
 
 fn ok(body: &'static str) -> peregrine_core::Response {
     http::Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())))
@@ -129,11 +129,7 @@ async fn enforces_the_body_limit_per_request() {
     client
         .send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789")
         .await;
-    let id = next_event(&bridge, &notify, |e| match e {
-        Event::Request { id, .. } => Some(id),
-        _ => None,
-    })
-    .await;
+    let id = next_request(&bridge, &notify).await;
     bridge.read_body(id).unwrap();
     let code = next_event(&bridge, &notify, |e| match e {
         Event::BodyError { error, .. } => Some(error.code),
@@ -154,11 +150,7 @@ async fn enforces_the_body_limit_per_request() {
     client
         .send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789")
         .await;
-    let id = next_event(&bridge, &notify, |e| match e {
-        Event::Request { id, .. } => Some(id),
-        _ => None,
-    })
-    .await;
+    let id = next_request(&bridge, &notify).await;
     bridge.set_max_request_body_size(id, Some(100)).unwrap();
     bridge.read_body(id).unwrap();
     next_event(&bridge, &notify, |e| {
@@ -179,11 +171,7 @@ async fn reports_clients_that_leave_before_the_response() {
     let (server, port) = start(bridge.clone(), |_| {});
     let mut client = RawClient::connect(port).await;
     client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    let id = next_event(&bridge, &notify, |e| match e {
-        Event::Request { id, .. } => Some(id),
-        _ => None,
-    })
-    .await;
+    let id = next_request(&bridge, &notify).await;
     drop(client);
     let aborted = next_event(&bridge, &notify, |e| match e {
         Event::Aborted { id } => Some(id),
@@ -207,11 +195,7 @@ async fn streams_responses_with_backpressure_and_trailers() {
     client
         .send(b"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n")
         .await;
-    let id = next_event(&bridge, &notify, |e| match e {
-        Event::Request { id, .. } => Some(id),
-        _ => None,
-    })
-    .await;
+    let id = next_request(&bridge, &notify).await;
     // HTTP/1.1 sends only the trailer fields the response declared.
     let mut headers = HeaderMap::new();
     headers.insert("trailer", "x-checksum".parse().unwrap());

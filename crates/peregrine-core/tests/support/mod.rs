@@ -114,3 +114,12 @@ pub async fn next_event<T>(
             .expect("no event arrived in time");
     }
 }
+
+/// Waits for the next request and returns its exchange id.
+pub async fn next_request(bridge: &Bridge, notify: &Notify) -> peregrine_core::bridge::ExchangeId {
+    next_event(bridge, notify, |e| match e {
+        Event::Request { id, .. } => Some(id),
+        _ => None,
+    })
+    .await
+}
