@@ -5,6 +5,8 @@
 export const ErrorCodes = {
   /** An option given to WebApplication.create() or a server is invalid. */
   INVALID_OPTION: "PEREGRINE_INVALID_OPTION",
+  /** A configuration source (peregrine.json, an environment variable, an argument) is invalid. */
+  INVALID_CONFIG: "PEREGRINE_INVALID_CONFIG",
   /** An endpoint URL cannot be parsed. */
   INVALID_URL: "PEREGRINE_INVALID_URL",
   /** An endpoint URL has a scheme other than http or https, or https without TLS. */
@@ -105,6 +107,23 @@ export class BadHttpRequestError extends PeregrineError {
 /** The native core reports errors as "CODE: message"; this restores `code`. */
 export function fromNativeError(error: unknown): unknown {
   if (!(error instanceof Error)) return error;
+/**
+ * An option with an invalid value. It keeps the option's path, the value and the rule,
+ * so configuration can say the same about the file or variable the value came from.
+ */
+export class InvalidOptionError extends PeregrineError {
+  readonly option: string;
+  readonly value: unknown;
+  readonly rule: string;
+  constructor(option: string, value: unknown, rule: string) {
+    super(ErrorCodes.INVALID_OPTION, `${option} = ${describeValue(value)} is invalid: ${rule}`);
+    this.name = "InvalidOptionError";
+    this.option = option;
+    this.value = value;
+    this.rule = rule;
+  }
+}
+
   const match = /^(PEREGRINE_[A-Z_]+): ([\s\S]*)$/.exec(error.message);
   if (!match) return error;
   return new PeregrineError(match[1] as string, match[2] as string, { cause: error });

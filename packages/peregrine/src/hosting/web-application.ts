@@ -1,4 +1,4 @@
-import { describeValue, ErrorCodes, PeregrineError } from "../errors.js";
+import { describeValue, ErrorCodes, InvalidOptionError, PeregrineError } from "../errors.js";
 import { IServerAddressesFeature } from "../features/index.js";
 import { createConsoleLogger, type Logger } from "../logging.js";
 import { type EndpointOptions, validateEndpoints } from "../server/endpoints.js";
@@ -73,9 +73,7 @@ function validate(options: WebApplicationOptions): void {
   if (options.tls !== undefined) toNativeTlsOptions(options.tls);
   resolveShutdownTimeout(options.shutdownTimeout);
   if (options.addServerHeader !== undefined && typeof options.addServerHeader !== "boolean") {
-    throw invalidOption(
-      `addServerHeader = ${describeValue(options.addServerHeader)} is invalid: expected true or false`,
-    );
+    throw new InvalidOptionError("addServerHeader", options.addServerHeader, "expected true or false");
   }
   const logger: unknown = options.logger;
   if (
@@ -94,7 +92,7 @@ function validate(options: WebApplicationOptions): void {
     !isServerName(server) &&
     (typeof server !== "object" || server === null || typeof server.start !== "function")
   ) {
-    throw invalidOption(`server = ${describeValue(server)} is invalid: expected "native", "node" or an IServer`);
+    throw new InvalidOptionError("server", server, 'expected "native", "node" or an IServer');
   }
 }
 

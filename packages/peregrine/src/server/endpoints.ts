@@ -1,4 +1,4 @@
-import { ErrorCodes, PeregrineError } from "../errors.js";
+import { ErrorCodes, InvalidOptionError, PeregrineError } from "../errors.js";
 
 /** Which HTTP versions an endpoint speaks. */
 export type HttpProtocols = "http1" | "http2" | "http1AndHttp2";
@@ -35,10 +35,7 @@ export function validateEndpoints(endpoints: unknown): EndpointOptions[] {
     }
     const { url, protocols } = e as EndpointOptions;
     if (protocols !== undefined && !PROTOCOLS.has(protocols)) {
-      throw new PeregrineError(
-        ErrorCodes.INVALID_OPTION,
-        `endpoints[${i}].protocols = ${JSON.stringify(protocols)} is invalid: use "http1", "http2" or "http1AndHttp2"`,
-      );
+      throw new InvalidOptionError(`endpoints[${i}].protocols`, protocols, 'use "http1", "http2" or "http1AndHttp2"');
     }
     return protocols === undefined ? { url } : { url, protocols };
   });

@@ -1,4 +1,4 @@
-import { describeValue, ErrorCodes, PeregrineError } from "../errors.js";
+import { ErrorCodes, InvalidOptionError, PeregrineError } from "../errors.js";
 
 /**
  * Server limits, with Kestrel's defaults. docs/limits.md is the reference; each entry
@@ -94,8 +94,8 @@ export const DEFAULT_LIMITS: Readonly<ServerLimits> = Object.freeze({
   http2: DEFAULT_HTTP2_LIMITS,
 });
 
-function invalid(name: string, value: unknown, rule: string): PeregrineError {
-  return new PeregrineError(ErrorCodes.INVALID_OPTION, `limits.${name} = ${describeValue(value)} is invalid: ${rule}`);
+function invalid(name: string, value: unknown, rule: string): InvalidOptionError {
+  return new InvalidOptionError(`limits.${name}`, value, rule);
 }
 
 function bytes(name: string, value: unknown, nullable: boolean, min = 0): number | null {
@@ -249,10 +249,7 @@ export const DEFAULT_SHUTDOWN_TIMEOUT = 30_000;
 export function resolveShutdownTimeout(value: unknown): number {
   if (value === undefined) return DEFAULT_SHUTDOWN_TIMEOUT;
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 2 ** 31 - 1) {
-    throw new PeregrineError(
-      ErrorCodes.INVALID_OPTION,
-      `shutdownTimeout = ${describeValue(value)} is invalid: expected whole milliseconds from 0 to ${2 ** 31 - 1}`,
-    );
+    throw new InvalidOptionError("shutdownTimeout", value, `expected whole milliseconds from 0 to ${2 ** 31 - 1}`);
   }
   return value;
 }
