@@ -2,10 +2,12 @@
 //!
 //! The napi binding cannot run JavaScript on tokio's threads, so it serves through a
 //! [`Bridge`]: every request, body chunk and abort becomes an [`Event`] in one queue.
-//! The first event pushed into an empty queue wakes the host once ([`Wake`]); the host
-//! then takes every waiting event with [`Bridge::drain`]. However many requests arrive
-//! while the host is busy, they cost one wake-up. The host answers through the methods
-//! on [`Bridge`], addressing each request by its [`ExchangeId`].
+//! Events pushed on an I/O thread do not wake the host at once: a flusher task wakes it
+//! when the I/O thread has finished its current pass over ready connections (see
+//! [`Bridge::push`]), so one wake carries every request that pass parsed. The host then
+//! takes every waiting event with [`Bridge::drain`]. However many requests arrive while
+//! the host is busy, they cost one wake-up. The host answers through the methods on
+//! [`Bridge`], addressing each request by its [`ExchangeId`].
 //!
 //! Request bodies are pulled: the host asks for one chunk at a time with
 //! [`Bridge::read_body`], so a slow reader never makes the server buffer an upload.
@@ -13,6 +15,7 @@
 //! maxResponseBufferSize; [`Event::WriteReady`] says when a refused writer may go on.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -82,21 +85,53 @@ struct Exchange {
     responder: Option<oneshot::Sender<Result<Response, Abort>>>,
     body: BodyState,
     writer: Option<BodyWriter>,
-    /// Stops the body pump when the exchange ends.
-    cancel: CancellationToken,
+    /// Stops the body pump when the exchange ends. Made when the pump starts: most
+    /// requests have no body, and a token costs an allocation and a lock to cancel.
+    cancel: Option<CancellationToken>,
 }
 
 impl Drop for Exchange {
     fn drop(&mut self) {
-        self.cancel.cancel();
+        if let Some(cancel) = &self.cancel {
+            cancel.cancel();
+        }
     }
 }
+
+/// Past this many queued events the host is woken without waiting for the I/O thread's
+/// pass to end, so that on a machine with spare cores the host starts on a large batch
+/// while the I/O thread goes on parsing.
+const WAKE_AT_EVENTS: usize = 64;
+
+/// Hashes exchange ids for the exchange map. Ids are sequential u32s picked by the
+/// bridge, never by a client, so a multiplicative hash spreads them well enough;
+/// SipHash's flood resistance would cost about as much as the rest of the lookup.
+#[derive(Default)]
+struct ExchangeIdHasher(u64);
+
+impl Hasher for ExchangeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, id: u32) {
+        self.0 = u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type ExchangeMap = HashMap<ExchangeId, Exchange, BuildHasherDefault<ExchangeIdHasher>>;
 
 pub struct Bridge {
     events: Mutex<Vec<Event>>,
     wake_pending: AtomicBool,
+    /// A flusher task is spawned and will wake the host after the current I/O pass.
+    flush_scheduled: AtomicBool,
     waker: Box<dyn Wake>,
-    exchanges: Mutex<HashMap<ExchangeId, Exchange>>,
+    exchanges: Mutex<ExchangeMap>,
     next_id: AtomicU32,
     runtime: Handle,
     response_buffer_size: usize,
@@ -122,8 +157,9 @@ impl Bridge {
         Arc::new_cyclic(|me| Bridge {
             events: Mutex::new(Vec::new()),
             wake_pending: AtomicBool::new(false),
+            flush_scheduled: AtomicBool::new(false),
             waker: Box::new(waker),
-            exchanges: Mutex::new(HashMap::new()),
+            exchanges: Mutex::new(ExchangeMap::default()),
             next_id: AtomicU32::new(1),
             runtime,
             response_buffer_size,
@@ -131,10 +167,49 @@ impl Bridge {
         })
     }
 
+    /// Queues an event for the host and makes sure a wake-up follows.
+    ///
+    /// Waking the host for the first event of a batch made it preempt the I/O thread
+    /// on a busy core after every few requests (two context switches each). So on an
+    /// I/O thread the wake is deferred to a flusher task that yields once: tokio runs a
+    /// yielded task again only after the worker has polled the other ready tasks, that
+    /// is after this pass over ready connections. Off the runtime (the host's own
+    /// thread) and for large batches the host is woken at once.
     fn push(&self, event: Event) {
-        lock(&self.events).push(event);
+        let queued = {
+            let mut events = lock(&self.events);
+            events.push(event);
+            events.len()
+        };
+        if self.wake_pending.load(Ordering::Acquire) {
+            return;
+        }
+        if queued < WAKE_AT_EVENTS && Handle::try_current().is_ok() {
+            if !self.flush_scheduled.swap(true, Ordering::AcqRel) {
+                if let Some(me) = self.me.upgrade() {
+                    self.runtime.spawn(me.flush_after_pass());
+                    return;
+                }
+                self.flush_scheduled.store(false, Ordering::Release);
+            } else {
+                return;
+            }
+        }
+        self.wake_now();
+    }
+
+    fn wake_now(&self) {
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
             self.waker.wake();
+        }
+    }
+
+    async fn flush_after_pass(self: Arc<Self>) {
+        tokio::task::yield_now().await;
+        // Cleared before the check: an event pushed from here on schedules a new flusher.
+        self.flush_scheduled.store(false, Ordering::Release);
+        if !self.wake_pending.load(Ordering::Acquire) && !lock(&self.events).is_empty() {
+            self.wake_now();
         }
     }
 
@@ -323,7 +398,10 @@ impl Bridge {
             BodyState::Idle(body) => {
                 let credit = Arc::new(Semaphore::new(1));
                 exchange.body = BodyState::Pumping(credit.clone());
-                let cancel = exchange.cancel.clone();
+                let cancel = exchange
+                    .cancel
+                    .get_or_insert_with(CancellationToken::new)
+                    .clone();
                 drop(map);
                 if let Some(me) = self.me.upgrade() {
                     self.runtime.spawn(me.pump_body(id, body, credit, cancel));
@@ -448,7 +526,7 @@ impl Handler for Arc<Bridge> {
             responder: Some(tx),
             body: BodyState::Idle(request.body),
             writer: None,
-            cancel: CancellationToken::new(),
+            cancel: None,
         });
         let mut guard = PendingGuard {
             bridge: self,

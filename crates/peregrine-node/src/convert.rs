@@ -24,25 +24,54 @@ fn invalid(message: String) -> napi::Error {
 /// Headers arrive packed as `name\nvalue\nname\nvalue`. The TS package has already
 /// refused names and values containing CR, LF or NUL, so the packing is unambiguous.
 pub fn headers(packed: &str) -> napi::Result<HeaderMap> {
+    shared_headers(Bytes::copy_from_slice(packed.as_bytes()))
+}
+
+/// [`headers`] over a shared UTF-8 block, as a response batch carries them: each
+/// value is a slice of the block rather than an allocation of its own.
+pub fn shared_headers(packed: Bytes) -> napi::Result<HeaderMap> {
     let mut map = HeaderMap::new();
     if packed.is_empty() {
         return Ok(map);
     }
-    let mut parts = packed.split('\n');
-    while let Some(name) = parts.next() {
-        let value = parts
-            .next()
-            .ok_or_else(|| invalid(format!("header \"{name}\" has no value")))?;
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| invalid(format!("\"{name}\" is not a valid header name")))?;
-        let value = HeaderValue::from_str(value).map_err(|_| {
-            invalid(format!(
-                "the value of header \"{name}\" has invalid characters"
-            ))
-        })?;
-        map.append(name, value);
+    let mut start = 0;
+    let mut name: Option<HeaderName> = None;
+    let bytes = packed.as_ref();
+    for end in separators(bytes).chain(std::iter::once(bytes.len())) {
+        let field = &bytes[start..end];
+        match name.take() {
+            None => {
+                name = Some(HeaderName::from_bytes(field).map_err(|_| {
+                    invalid(format!(
+                        "\"{}\" is not a valid header name",
+                        String::from_utf8_lossy(field)
+                    ))
+                })?);
+            }
+            Some(header) => {
+                let value =
+                    HeaderValue::from_maybe_shared(packed.slice(start..end)).map_err(|_| {
+                        invalid(format!(
+                            "the value of header \"{header}\" has invalid characters"
+                        ))
+                    })?;
+                map.append(header, value);
+            }
+        }
+        start = end + 1;
     }
-    Ok(map)
+    match name {
+        Some(header) => Err(invalid(format!("header \"{header}\" has no value"))),
+        None => Ok(map),
+    }
+}
+
+/// The positions of the `\n` separators.
+fn separators(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    bytes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| (*b == b'\n').then_some(i))
 }
 
 pub fn status(code: u32) -> napi::Result<StatusCode> {

@@ -5,14 +5,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use napi::bindgen_prelude::{Array, Buffer, BufferSlice, Env, Function, Null, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Either;
 use napi_derive::napi;
 use peregrine_core::bridge::{Bridge, Wake};
 use peregrine_core::{
-    CertificatePem, ClientCertificateMode, Endpoint, Http2Limits, Limits, MinDataRate, Protocols,
-    RunningServer, Server, ServerOptions, TlsOptions, WriteOutcome,
+    CertificatePem, ClientCertificateMode, Endpoint, ErrorCode, Http2Limits, Limits, MinDataRate,
+    Protocols, RunningServer, Server, ServerOptions, TlsOptions, WriteOutcome,
 };
 
 use crate::convert::{self, js_error};
@@ -327,6 +328,70 @@ impl NativeServer {
         self.bridge.respond(id, response).map_err(js_error)
     }
 
+    /// Sends many whole responses in one call: the TS package queues the responses one
+    /// JS turn finishes and hands them over together, which saves a native call and a
+    /// lock per response and lets the I/O threads pick the responses up in one pass.
+    /// `records` holds one record per response (see [`BatchRecord`]); bodies too large
+    /// to copy into it come in `bodies`, in record order. A record the core refuses
+    /// aborts its exchange; the refusals come back as one message for the log, or null.
+    #[napi]
+    pub fn respond_batch(
+        &self,
+        records: BufferSlice,
+        bodies: Array,
+    ) -> napi::Result<Option<String>> {
+        let mut refused: Vec<String> = Vec::new();
+        let mut rest: &[u8] = &records;
+        let mut next_body = 0u32;
+        while !rest.is_empty() {
+            let (record, tail) = BatchRecord::split(rest)?;
+            rest = tail;
+            let id = record.id;
+            let response = self.batch_response(record, &bodies, &mut next_body);
+            let refusal = match response {
+                Ok(response) => match self.bridge.respond(id, response) {
+                    // The client may have gone meanwhile: not worth a log line.
+                    Err(e) if e.code != ErrorCode::UnknownExchange => Some(e.to_string()),
+                    _ => None,
+                },
+                Err(e) => Some(e.reason),
+            };
+            if let Some(message) = refusal {
+                self.bridge.abort(id);
+                refused.push(format!("request {id}: {message}"));
+            }
+        }
+        Ok((!refused.is_empty()).then(|| refused.join("; ")))
+    }
+
+    fn batch_response(
+        &self,
+        record: BatchRecord<'_>,
+        bodies: &Array,
+        next_body: &mut u32,
+    ) -> napi::Result<peregrine_core::Response> {
+        // Headers and an inline body share one allocation; header values and the body
+        // are slices of it.
+        let block = Bytes::copy_from_slice(record.block);
+        let (headers, body) = (
+            block.slice(..record.header_bytes),
+            block.slice(record.header_bytes..),
+        );
+        let body = if record.body_in_array {
+            let value: Unknown = bodies.get(*next_body)?.ok_or_else(|| {
+                napi::Error::from_reason("PEREGRINE_INTERNAL: a response batch lost a body")
+            })?;
+            *next_body += 1;
+            convert::bytes(value)?
+        } else {
+            body
+        };
+        let mut response = http::Response::new(peregrine_core::ResponseBody::full(body));
+        *response.status_mut() = convert::status(u32::from(record.status))?;
+        *response.headers_mut() = convert::shared_headers(headers)?;
+        Ok(response)
+    }
+
     /// Sends the response head of a streamed response.
     #[napi]
     pub fn start_response(
@@ -458,6 +523,54 @@ impl NativeServer {
                 })
                 .collect(),
         }
+    }
+}
+
+/// One response in a batch (packages/peregrine/src/native/response-batch.ts writes
+/// them). Little-endian: u32 id, u16 status, u32 header byte count, u32 body byte
+/// count or u32::MAX when the body is the next entry of the bodies array, then the
+/// packed headers (UTF-8, as [`convert::headers`]) and the inline body.
+struct BatchRecord<'a> {
+    id: u32,
+    status: u16,
+    header_bytes: usize,
+    body_in_array: bool,
+    /// Headers, then the inline body.
+    block: &'a [u8],
+}
+
+impl<'a> BatchRecord<'a> {
+    const HEAD: usize = 14;
+
+    /// Splits the first record off a batch: (record, the rest).
+    fn split(bytes: &'a [u8]) -> napi::Result<(BatchRecord<'a>, &'a [u8])> {
+        let malformed =
+            || napi::Error::from_reason("PEREGRINE_INTERNAL: a response batch is malformed");
+        let head = bytes.get(..Self::HEAD).ok_or_else(malformed)?;
+        let u32_at =
+            |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
+        let header_bytes = u32_at(6) as usize;
+        let body_length = u32_at(10);
+        let body_in_array = body_length == u32::MAX;
+        let block_length = header_bytes
+            + if body_in_array {
+                0
+            } else {
+                body_length as usize
+            };
+        let rest = &bytes[Self::HEAD..];
+        if rest.len() < block_length {
+            return Err(malformed());
+        }
+        let (block, rest) = rest.split_at(block_length);
+        let record = BatchRecord {
+            id: u32_at(0),
+            status: u16::from_le_bytes([head[4], head[5]]),
+            header_bytes,
+            body_in_array,
+            block,
+        };
+        Ok((record, rest))
     }
 }
 

@@ -48,6 +48,8 @@ export interface NativeServerHandle {
     reason?: string | undefined,
   ): void;
   startResponse(id: number, status: number, headers: string, reason?: string | undefined): void;
+  /** Whole responses: see ResponseBatch. Returns refusals for the log, or null. */
+  respondBatch(records: Buffer, bodies: (string | Uint8Array | undefined)[]): string | null;
   /** 0: go on; 1: buffer full, wait for write-ready; 2: closed. */
   write(id: number, chunk: string | Uint8Array): number;
   finish(id: number, trailers: string): void;

@@ -17,12 +17,15 @@ import { connectionIdString, ServerExchange } from "../servers/exchange.js";
 import { RequestTrailers } from "../servers/request-trailers.js";
 import type { NativeServerHandle } from "./binding.js";
 import { NativeRequestBody, NativeRequestFeature } from "./request-feature.js";
+import type { ResponseBatch } from "./response-batch.js";
 import type { RequestRecord } from "./tape.js";
 
 /** What an exchange needs from the server that owns it. */
 export interface ExchangeOwner {
   readonly handle: NativeServerHandle;
   readonly logger: Logger;
+  /** Whole responses without a custom reason phrase go out with the turn's batch. */
+  readonly responses: ResponseBatch;
   /** The exchange is over: forget its id. */
   release(id: number): void;
 }
@@ -48,7 +51,8 @@ class NativeConnectionFeature implements IHttpConnectionFeature {
  * One request/response exchange on the native server. The response state machine is
  * ServerExchange's, shared with the NodeServer and TestServer; this class moves the
  * bytes through the native handle. A response finished synchronously costs one
- * native call (`respond`). The core enforces minResponseDataRate itself, so the JS
+ * native call (`respondBatch`), shared with the other responses of its JS turn. The
+ * core enforces minResponseDataRate itself, so the JS
  * check is off here. The request, connection and trailers features are separate
  * objects, made when first asked for.
  */
@@ -119,7 +123,11 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature 
   }
 
   protected sendWhole(chunk: BodyChunk | undefined): void {
-    this.#owner.handle.respond(this.id, this.statusCode, this.#packedHeaders(), chunk, this.reasonPhrase);
+    // A reason phrase is checked by the core, so it goes alone, where a refusal can
+    // still reach the app's error handling; header names and values are checked here.
+    if (this.reasonPhrase === undefined)
+      this.#owner.responses.add(this.id, this.statusCode, this.#packedHeaders(), chunk);
+    else this.#owner.handle.respond(this.id, this.statusCode, this.#packedHeaders(), chunk, this.reasonPhrase);
     this.#close();
   }
 

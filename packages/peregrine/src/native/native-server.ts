@@ -13,6 +13,7 @@ import type { IHttpApplication, IServer } from "../server/server.js";
 import { type NativeTlsOptions, type TlsOptions, toNativeTlsOptions } from "../server/tls.js";
 import { loadNativeBinding, type NativeServerHandle } from "./binding.js";
 import { type ExchangeOwner, NativeExchange } from "./exchange.js";
+import { ResponseBatch } from "./response-batch.js";
 import { type Rejection, type RequestRecord, readTape, type TapeSink, type TlsRecord } from "./tape.js";
 
 /** NativeServer.stats: counters since the server started. */
@@ -55,6 +56,7 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
   /** TLS details by connection id, from the first request until the connection closes. */
   readonly #tlsConnections = new Map<number, NativeTlsConnection>();
   #handle: NativeServerHandle | undefined;
+  readonly responses = new ResponseBatch((records, bodies) => this.#sendResponses(records, bodies));
   #application: IHttpApplication<unknown> | undefined;
   #stopped: { promise: Promise<void>; resolve: () => void } | undefined;
 
@@ -178,6 +180,15 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
     }
   }
 
+  #sendResponses(records: Buffer, bodies: (string | Uint8Array | undefined)[]): void {
+    try {
+      const refused = this.#handle?.respondBatch(records, bodies);
+      if (refused) this.logger.error({ refused }, "The native server refused responses; their requests were aborted");
+    } catch (error) {
+      this.logger.error({ err: error }, "The native server failed to take a batch of responses");
+    }
+  }
+
   release(id: number): void {
     this.#exchanges.delete(id);
   }
@@ -239,6 +250,7 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
   }
 
   stopped(): void {
+    this.responses.flush();
     for (const exchange of this.#exchanges.values()) exchange.clientGone();
     this.#exchanges.clear();
     this.#tlsConnections.clear();
