@@ -92,22 +92,6 @@ export class PeregrineError extends Error {
 }
 
 /**
- * A request the server refuses for the client's fault; `statusCode` is what the client
- * gets if the response has not started (Kestrel's BadHttpRequestException).
- */
-export class BadHttpRequestError extends PeregrineError {
-  readonly statusCode: number;
-  constructor(code: string, statusCode: number, message: string, options?: ErrorOptions) {
-    super(code, message, options);
-    this.name = "BadHttpRequestError";
-    this.statusCode = statusCode;
-  }
-}
-
-/** The native core reports errors as "CODE: message"; this restores `code`. */
-export function fromNativeError(error: unknown): unknown {
-  if (!(error instanceof Error)) return error;
-/**
  * An option with an invalid value. It keeps the option's path, the value and the rule,
  * so configuration can say the same about the file or variable the value came from.
  */
@@ -124,6 +108,22 @@ export class InvalidOptionError extends PeregrineError {
   }
 }
 
+/**
+ * A request the server refuses for the client's fault; `statusCode` is what the client
+ * gets if the response has not started (Kestrel's BadHttpRequestException).
+ */
+export class BadHttpRequestError extends PeregrineError {
+  readonly statusCode: number;
+  constructor(code: string, statusCode: number, message: string, options?: ErrorOptions) {
+    super(code, message, options);
+    this.name = "BadHttpRequestError";
+    this.statusCode = statusCode;
+  }
+}
+
+/** The native core reports errors as "CODE: message"; this restores `code`. */
+export function fromNativeError(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
   const match = /^(PEREGRINE_[A-Z_]+): ([\s\S]*)$/.exec(error.message);
   if (!match) return error;
   return new PeregrineError(match[1] as string, match[2] as string, { cause: error });

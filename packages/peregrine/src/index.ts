@@ -1,9 +1,12 @@
+export { Configuration, type ConfigValue } from "./config/configuration.js";
 export { BadHttpRequestError, type ErrorCode, ErrorCodes, PeregrineError } from "./errors.js";
 export * from "./features/index.js";
 export { ApplicationBuilder, type Middleware, type RequestDelegate } from "./hosting/application-builder.js";
+export { HostEnvironment } from "./hosting/environment.js";
 export { HostingApplication } from "./hosting/hosting-application.js";
 export { type HttpResult, writeResult } from "./hosting/results.js";
 export { WebApplication, type WebApplicationOptions } from "./hosting/web-application.js";
+export { WebApplicationBuilder } from "./hosting/web-application-builder.js";
 export { ConnectionInfo, HttpContext, HttpRequest, HttpResponse, type RouteValues } from "./http/context.js";
 export { HeaderDictionary, type HeaderValue } from "./http/headers.js";
 export { REASON_PHRASES } from "./http/status.js";

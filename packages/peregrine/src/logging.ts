@@ -13,7 +13,8 @@ export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
-function isLogLevel(value: string | undefined): value is LogLevel {
+/** True for the names of the levels. */
+export function isLogLevel(value: string | undefined): value is LogLevel {
   return value !== undefined && Object.hasOwn(RANK, value);
 }
 

@@ -1,3 +1,4 @@
+import path from "node:path";
 import { describeValue, ErrorCodes, InvalidOptionError, PeregrineError } from "../errors.js";
 import { IServerAddressesFeature } from "../features/index.js";
 import { createConsoleLogger, type Logger } from "../logging.js";
@@ -7,7 +8,9 @@ import type { IServer } from "../server/server.js";
 import { type TlsOptions, toNativeTlsOptions } from "../server/tls.js";
 import { isServerName, type ServerName, selectServer } from "../servers/select.js";
 import { ApplicationBuilder } from "./application-builder.js";
+import { DEFAULT_ENVIRONMENT, HostEnvironment } from "./environment.js";
 import { HostingApplication } from "./hosting-application.js";
+import { WebApplicationBuilder } from "./web-application-builder.js";
 
 /** Options of WebApplication.create(). docs/options.md documents each with its default. */
 export interface WebApplicationOptions {
@@ -39,6 +42,10 @@ export interface WebApplicationOptions {
   addServerHeader?: boolean;
   /** Where logs go. Default: the console, at PEREGRINE_LOG_LEVEL or "info". */
   logger?: Logger;
+  /** The environment's name (`app.environment`). Default: `PEREGRINE_ENVIRONMENT` when set, else "Production". */
+  environment?: string;
+  /** The app's folder, where createBuilder() reads peregrine.json. Default: the working directory. */
+  contentRoot?: string;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -50,6 +57,8 @@ const KNOWN_OPTIONS = new Set([
   "logger",
   "tls",
   "endpoints",
+  "environment",
+  "contentRoot",
 ]);
 
 const LOG_METHODS = ["error", "warn", "info", "debug"] as const;
@@ -72,6 +81,12 @@ function validate(options: WebApplicationOptions): void {
   if (options.endpoints !== undefined) validateEndpoints(options.endpoints);
   if (options.tls !== undefined) toNativeTlsOptions(options.tls);
   resolveShutdownTimeout(options.shutdownTimeout);
+  for (const key of ["environment", "contentRoot"] as const) {
+    const value = options[key];
+    if (value !== undefined && (typeof value !== "string" || value.trim() === "")) {
+      throw new InvalidOptionError(key, value, "expected a non-empty string");
+    }
+  }
   if (options.addServerHeader !== undefined && typeof options.addServerHeader !== "boolean") {
     throw new InvalidOptionError("addServerHeader", options.addServerHeader, "expected true or false");
   }
@@ -121,6 +136,7 @@ function resolveUrls(urls: string[] | undefined, hasEndpoints: boolean): string[
 export class WebApplication extends ApplicationBuilder {
   readonly server: IServer;
   readonly logger: Logger;
+  readonly environment: HostEnvironment;
   readonly #urls: string[];
   #state: "created" | "starting" | "started" | "stopping" | "stopped" = "created";
   #stopping: Promise<void> | undefined;
@@ -128,6 +144,10 @@ export class WebApplication extends ApplicationBuilder {
   private constructor(options: WebApplicationOptions) {
     super();
     this.logger = options.logger ?? createConsoleLogger();
+    this.environment = new HostEnvironment(
+      options.environment ?? (process.env.PEREGRINE_ENVIRONMENT || DEFAULT_ENVIRONMENT),
+      path.resolve(options.contentRoot ?? process.cwd()),
+    );
     this.#urls = resolveUrls(options.urls, (options.endpoints?.length ?? 0) > 0);
     const server = options.server;
     this.server =
@@ -143,9 +163,18 @@ export class WebApplication extends ApplicationBuilder {
         : server;
   }
 
+  /** An app configured in code only: `options`, then PEREGRINE_URLS, PEREGRINE_SERVER and PEREGRINE_LOG_LEVEL. */
   static create(options: WebApplicationOptions = {}): WebApplication {
     validate(options);
     return new WebApplication(options);
+  }
+
+  /**
+   * A builder that reads peregrine.json, peregrine.{Environment}.json, PEREGRINE_*
+   * variables and `args` (docs/configuration.md); `options` win over all of them.
+   */
+  static createBuilder(args: readonly string[] = [], options: WebApplicationOptions = {}): WebApplicationBuilder {
+    return new WebApplicationBuilder(args, options);
   }
 
   /** The addresses the server listens on; once started, with port 0 resolved. */
@@ -171,6 +200,8 @@ export class WebApplication extends ApplicationBuilder {
     }
     this.#state = "started";
     for (const url of this.urls) this.logger.info({}, `Now listening on: ${url}`);
+    this.logger.info({}, `Hosting environment: ${this.environment.name}`);
+    this.logger.info({}, `Content root path: ${this.environment.contentRootPath}`);
   }
 
   /**
