@@ -24,6 +24,7 @@ use crate::preface::{self, Detected, Rewind};
 use crate::server::Limits;
 use crate::stats::ServerStats;
 use crate::tls::{Alpn, TlsInfo};
+use crate::transport::Transport;
 
 /// What a request knows about the connection it arrived on (the connection feature).
 #[derive(Debug)]
@@ -35,6 +36,8 @@ pub struct ConnectionInfo {
     pub scheme: Scheme,
     /// What the TLS handshake negotiated; `None` in cleartext.
     pub tls: Option<TlsInfo>,
+    /// TCP, or a unix socket (then `remote` and `local` are placeholders).
+    pub transport: Transport,
     /// Set by the first [`ConnectionInfo::take_first_request`].
     first_request_taken: AtomicBool,
 }
@@ -53,6 +56,7 @@ impl ConnectionInfo {
             local,
             scheme,
             tls,
+            transport: Transport::Tcp,
             first_request_taken: AtomicBool::new(false),
         }
     }

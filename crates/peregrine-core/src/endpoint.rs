@@ -1,7 +1,8 @@
 //! Endpoint URLs, as users write them (`http://localhost:5000`, `http://*:8080`,
-//! `http://[::1]:0`), and the socket addresses they bind.
+//! `http://[::1]:0`, `unix:/run/app.sock`), and the socket addresses they bind.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 
 use crate::error::{Error, ErrorCode};
 
@@ -49,7 +50,12 @@ pub enum BindHost {
     /// `*`, `+` or `0.0.0.0` / `[::]`: every interface.
     Any,
     Ip(IpAddr),
+    /// `unix:/absolute/path`: a unix domain socket, served as http.
+    Unix(PathBuf),
 }
+
+/// The longest unix socket path: `sun_path` holds 108 bytes on Linux, with a NUL.
+pub const MAX_UNIX_PATH_BYTES: usize = 107;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -69,6 +75,15 @@ impl Endpoint {
                 format!("endpoint URL \"{url}\" is invalid: {why}"),
             )
         };
+        if let Some(path) = strip_prefix_ignore_case(url, "unix:") {
+            return Ok(Endpoint {
+                url: url.to_string(),
+                scheme: Scheme::Http,
+                host: BindHost::Unix(unix_path(path).map_err(invalid)?),
+                port: 0,
+                protocols: Protocols::default(),
+            });
+        }
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| invalid("expected scheme://host:port"))?;
@@ -134,8 +149,32 @@ impl Endpoint {
                 self.port,
             )],
             BindHost::Ip(ip) => vec![SocketAddr::new(*ip, self.port)],
+            BindHost::Unix(_) => Vec::new(),
         }
     }
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+/// Checks the path of a `unix:` endpoint; the same rules as the node server's parser.
+fn unix_path(path: &str) -> Result<PathBuf, &'static str> {
+    if !path.starts_with('/') {
+        return Err("a unix socket path must be absolute, as in unix:/run/app.sock");
+    }
+    if path.ends_with('/') {
+        return Err("a unix socket path must name a file, not a directory");
+    }
+    if path.contains('\0') {
+        return Err("a unix socket path cannot contain NUL");
+    }
+    if path.len() > MAX_UNIX_PATH_BYTES {
+        return Err("a unix socket path can be at most 107 bytes long");
+    }
+    Ok(PathBuf::from(path))
 }
 
 fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
@@ -206,6 +245,25 @@ mod tests {
             Endpoint::parse("ftp://127.0.0.1:21").unwrap_err().code,
             ErrorCode::UnsupportedScheme
         );
+    }
+
+    #[test]
+    fn parses_unix_socket_paths() {
+        let e = Endpoint::parse("unix:/tmp/app.sock").unwrap();
+        assert_eq!(e.host, BindHost::Unix(PathBuf::from("/tmp/app.sock")));
+        assert_eq!(e.scheme, Scheme::Http);
+        assert!(e.candidate_addresses().is_empty());
+        let long = format!("unix:/{}", "a".repeat(MAX_UNIX_PATH_BYTES));
+        for bad in [
+            "unix:",
+            "unix:relative.sock",
+            "unix:/tmp/",
+            "unix:/a\0b",
+            &long,
+        ] {
+            let err = Endpoint::parse(bad).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidUrl, "{bad:?}");
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod runtime;
 mod server;
 mod stats;
 pub mod tls;
+pub mod transport;
 
 pub use body::{
     BodyChunk, BodyWriter, BoxError, MinDataRate, RequestBody, ResponseBody, WriteOutcome,

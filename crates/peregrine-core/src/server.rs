@@ -5,20 +5,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::body::MinDataRate;
 use crate::connection::{self, Builders, ConnectionInfo, ConnectionSettings};
-use crate::endpoint::{url_for, Endpoint, Scheme};
+use crate::endpoint::{BindHost, Endpoint, Scheme};
 use crate::error::{Error, ErrorCode};
 use crate::guard::{GuardSettings, Rejection};
 use crate::handler::Handler;
-use crate::linger::LingeringClose;
 use crate::stats::{ConnectionCount, ServerStats, StatsSnapshot};
 use crate::tls::{Tls, TlsInfo, TlsOptions};
+use crate::transport::{self, AcceptedStream, Listener, Transport};
 
 /// Server limits. Each field's default is Kestrel's; docs/limits.md is the reference.
 #[derive(Debug, Clone)]
@@ -150,19 +149,25 @@ impl Server {
         }
         let _enter = runtime.enter();
         let tls = start_tls(&options)?;
-        let mut bound: Vec<(TcpListener, &Endpoint)> = Vec::new();
+        let mut bound: Vec<(Listener, &Endpoint)> = Vec::new();
         for endpoint in &options.endpoints {
+            if let BindHost::Unix(path) = &endpoint.host {
+                let socket = transport::bind_unix(path)
+                    .map_err(|e| bind_error(endpoint, &format!("unix:{}", path.display()), e))?;
+                bound.push((Listener::Unix(socket), endpoint));
+                continue;
+            }
             let mut port = endpoint.port;
             for (i, mut addr) in endpoint.candidate_addresses().into_iter().enumerate() {
                 addr.set_port(port);
-                match bind(addr) {
+                match transport::bind_tcp(addr) {
                     Ok(listener) => {
                         port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
-                        bound.push((listener, endpoint));
+                        bound.push((Listener::Tcp(listener), endpoint));
                     }
                     // `localhost` binds IPv6 too when the machine has it, like Kestrel.
                     Err(e) if i > 0 && e.kind() == io::ErrorKind::AddrNotAvailable => {}
-                    Err(e) => return Err(bind_error(endpoint, addr, e)),
+                    Err(e) => return Err(bind_error(endpoint, &addr.to_string(), e)),
                 }
             }
         }
@@ -173,10 +178,10 @@ impl Server {
         let stats = Arc::new(ServerStats::default());
         let mut urls = Vec::new();
         for (listener, endpoint) in bound {
-            let local = listener
-                .local_addr()
-                .map_err(|e| bind_error(endpoint, SocketAddr::from(([0, 0, 0, 0], 0)), e))?;
-            urls.push(url_for(endpoint.scheme, local));
+            let url = listener
+                .url(endpoint.scheme)
+                .map_err(|e| bind_error(endpoint, &endpoint.url, e))?;
+            urls.push(url);
             let settings = Arc::new(ConnectionSettings {
                 scheme: endpoint.scheme,
                 protocols: endpoint.protocols,
@@ -240,20 +245,7 @@ fn start_tls(options: &ServerOptions) -> Result<Option<Arc<Tls>>, Error> {
     Ok(Some(Arc::new(Tls::new(tls, &names)?)))
 }
 
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    // Lets a restarted server rebind while old connections sit in TIME_WAIT.
-    socket.set_reuseaddr(true)?;
-    socket.set_nodelay(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
-}
-
-fn bind_error(endpoint: &Endpoint, addr: SocketAddr, e: io::Error) -> Error {
+fn bind_error(endpoint: &Endpoint, addr: &str, e: io::Error) -> Error {
     let code = match e.kind() {
         io::ErrorKind::AddrInUse => ErrorCode::AddressInUse,
         io::ErrorKind::AddrNotAvailable => ErrorCode::AddressNotAvailable,
@@ -269,7 +261,7 @@ fn bind_error(endpoint: &Endpoint, addr: SocketAddr, e: io::Error) -> Error {
 }
 
 async fn accept_loop<H: Handler>(
-    listener: TcpListener,
+    listener: Listener,
     settings: Arc<ConnectionSettings>,
     tls: Option<Arc<Tls>>,
     handler: Arc<H>,
@@ -278,40 +270,32 @@ async fn accept_loop<H: Handler>(
     tracker: TaskTracker,
 ) {
     let builders = Arc::new(Builders::new(&settings));
-    let local = listener.local_addr().ok();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
             _ = shutdown.cancelled() => break,
         };
         match accepted {
-            Ok((stream, remote)) => {
-                let local = stream.local_addr().ok().or(local).unwrap_or(remote);
+            Ok(connection) => {
                 let Some(count) = settings
                     .stats
                     .try_open(settings.limits.max_concurrent_connections)
                 else {
                     // Over maxConcurrentConnections: close at accept, and say so.
                     settings.stats.rejected(Rejection::ConnectionLimit);
-                    let info = ConnectionInfo::new(
+                    let mut info = ConnectionInfo::new(
                         connection::next_connection_id(),
-                        remote,
-                        local,
+                        connection.remote,
+                        connection.local,
                         settings.scheme,
                         None,
                     );
+                    info.transport = connection.transport;
                     handler.rejected(Rejection::ConnectionLimit, &info);
-                    drop(stream);
+                    drop(connection);
                     continue;
                 };
-                // Small responses must not wait for Nagle's algorithm.
-                let _ = stream.set_nodelay(true);
-                let accepted = Accepted {
-                    stream: LingeringClose::new(stream),
-                    remote,
-                    local,
-                    count,
-                };
+                let accepted = Accepted { connection, count };
                 tracker.spawn(serve_accepted(
                     accepted,
                     tls.clone(),
@@ -329,9 +313,7 @@ async fn accept_loop<H: Handler>(
 }
 
 struct Accepted {
-    stream: LingeringClose,
-    remote: SocketAddr,
-    local: SocketAddr,
+    connection: AcceptedStream,
     /// Keeps the connection counted while it is served.
     count: ConnectionCount,
 }
@@ -347,15 +329,20 @@ async fn serve_accepted<H: Handler>(
     abort: CancellationToken,
 ) {
     let Accepted {
-        stream,
-        remote,
-        local,
+        connection:
+            AcceptedStream {
+                stream,
+                remote,
+                local,
+                transport,
+            },
         count: _count,
     } = accepted;
     let peer = Peer {
         id: connection::next_connection_id(),
         remote,
         local,
+        transport,
     };
     match tls {
         None => {
@@ -392,6 +379,7 @@ struct Peer {
     id: u64,
     remote: SocketAddr,
     local: SocketAddr,
+    transport: Transport,
 }
 
 /// Serves a connection, plain or TLS, and reports when it has closed.
@@ -409,13 +397,9 @@ async fn serve_as_connection<H, IO>(
     H: Handler,
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let info = Arc::new(ConnectionInfo::new(
-        peer.id,
-        peer.remote,
-        peer.local,
-        settings.scheme,
-        tls,
-    ));
+    let mut info = ConnectionInfo::new(peer.id, peer.remote, peer.local, settings.scheme, tls);
+    info.transport = peer.transport;
+    let info = Arc::new(info);
     connection::serve(
         stream,
         info.clone(),

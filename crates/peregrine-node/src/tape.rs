@@ -6,7 +6,7 @@
 //!
 //! | kind | payload |
 //! |---|---|
-//! | 1 request | u8 version (10, 11, 20), u8 flags (1 body empty, 2 https), f64 connection id, f64 content length (-1 unknown), u32 HTTP/2 stream id (0 when none), remote and local address (u8 family 4/6, 16 bytes, u16 port each), u16+method, u32+target, u16+authority, u16 header count, per header u16+name u32+value |
+//! | 1 request | u8 version (10, 11, 20), u8 flags (1 body empty, 2 https), f64 connection id, f64 content length (-1 unknown), u32 HTTP/2 stream id (0 when none), remote and local address (u8 family 4/6, or 0 for a unix socket peer, 16 bytes, u16 port each), u16+method, u32+target, u16+authority, u16 header count, per header u16+name u32+value |
 //! | 2 data | u32 index into the batch's chunk array |
 //! | 3 trailers | u16 count, per header u16+name u32+value |
 //! | 4 end | none |
@@ -91,6 +91,11 @@ impl Tape {
     }
 
     fn address(&mut self, addr: SocketAddr) {
+        if addr == peregrine_core::transport::UNIX_PEER {
+            self.bytes.push(0);
+            self.bytes.extend_from_slice(&[0; 18]);
+            return;
+        }
         match addr.ip() {
             IpAddr::V4(ip) => {
                 self.bytes.push(4);

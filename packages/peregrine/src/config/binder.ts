@@ -2,9 +2,9 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { describeValue, ErrorCodes, InvalidOptionError, PeregrineError } from "../errors.js";
-import type { WebApplicationOptions } from "../hosting/web-application.js";
+import { validateOptions, type WebApplicationOptions } from "../hosting/web-application.js";
 import { isLogLevel, type LogLevel } from "../logging.js";
-import { type EndpointOptions, validateEndpoints } from "../server/endpoints.js";
+import type { EndpointOptions } from "../server/endpoints.js";
 import { type LimitsOptions, resolveLimits } from "../server/limits.js";
 import type { TlsCertificate, TlsOptions } from "../server/tls.js";
 import { type Configuration, type ConfigValue, describeSource } from "./configuration.js";
@@ -70,10 +70,7 @@ class Binder {
     const urls = this.#urls();
     if (urls !== undefined) options.urls = urls;
     const kind = this.#value("server:kind");
-    if (kind !== undefined) {
-      if (kind !== "native" && kind !== "node") this.#fail("server:kind", kind, 'use "native" or "node"');
-      options.server = kind;
-    }
+    if (kind !== undefined) options.server = kind as WebApplicationOptions["server"];
     const shutdownTimeout = this.#value("server:shutdownTimeout");
     if (shutdownTimeout !== undefined) options.shutdownTimeout = shutdownTimeout as number;
     const addServerHeader = this.#value("server:addServerHeader");
@@ -85,6 +82,7 @@ class Binder {
     const tls = this.#certificate("server:certificates:default");
     if (tls !== undefined) options.tls = tls;
     this.#check(() => {
+      validateOptions(options);
       if (options.limits !== undefined) resolveLimits(options.limits);
     });
     return { options, logLevel: this.#logLevel(), warnings };
@@ -183,7 +181,6 @@ class Binder {
       this.#endpointNames.push(section.key);
       endpoints.push(endpoint);
     }
-    this.#check(() => validateEndpoints(endpoints));
     return endpoints;
   }
 

@@ -67,7 +67,8 @@ function invalidOption(message: string): PeregrineError {
   return new PeregrineError(ErrorCodes.INVALID_OPTION, message);
 }
 
-function validate(options: WebApplicationOptions): void {
+/** Checks options in code; configuration runs its values through here too (config/binder.ts). */
+export function validateOptions(options: WebApplicationOptions): void {
   if (options === null || typeof options !== "object")
     throw invalidOption("WebApplication.create() takes an options object");
   for (const key of Object.keys(options)) {
@@ -165,7 +166,7 @@ export class WebApplication extends ApplicationBuilder {
 
   /** An app configured in code only: `options`, then PEREGRINE_URLS, PEREGRINE_SERVER and PEREGRINE_LOG_LEVEL. */
   static create(options: WebApplicationOptions = {}): WebApplication {
-    validate(options);
+    validateOptions(options);
     return new WebApplication(options);
   }
 

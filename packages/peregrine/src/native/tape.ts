@@ -103,6 +103,8 @@ function method(tape: Buffer, at: number, length: number): string {
 export function readAddress(tape: Buffer, at: number): { address: string; port: number } {
   const family = tape[at];
   const port = tape.readUInt16LE(at + 17);
+  // A unix socket peer has no IP address (docs/options.md, urls).
+  if (family === 0) return { address: "", port: 0 };
   if (family === 4) {
     return { address: `${tape[at + 1]}.${tape[at + 2]}.${tape[at + 3]}.${tape[at + 4]}`, port };
   }

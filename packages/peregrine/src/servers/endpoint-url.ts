@@ -3,7 +3,7 @@ import { ErrorCodes, PeregrineError } from "../errors.js";
 
 /**
  * An endpoint URL as users write it (`http://localhost:5000`, `http://*:8080`,
- * `http://[::1]:0`), parsed by the same rules as the native core
+ * `http://[::1]:0`, `unix:/run/app.sock`), parsed by the same rules as the native core
  * (crates/peregrine-core/src/endpoint.rs), so every server accepts the same forms.
  */
 export interface EndpointUrl {
@@ -14,14 +14,31 @@ export interface EndpointUrl {
   port: number;
   /** True for `localhost`: hosts after the first may be missing on this machine. */
   optionalAfterFirst: boolean;
+  /** For `unix:/path`, the socket's path (served as http; `hosts` is then empty). */
+  socketPath?: string;
+}
+
+/** The longest unix socket path: `sun_path` holds 108 bytes on Linux, with a NUL. */
+const MAX_UNIX_PATH_BYTES = 107;
+
+/** Checks the path of a `unix:` endpoint, by the native core's rules (endpoint.rs). */
+function parseUnixEndpoint(url: string, path: string): EndpointUrl {
+  if (!path.startsWith("/")) throw invalid(url, "a unix socket path must be absolute, as in unix:/run/app.sock");
+  if (path.endsWith("/")) throw invalid(url, "a unix socket path must name a file, not a directory");
+  if (path.includes("\0")) throw invalid(url, "a unix socket path cannot contain NUL");
+  if (Buffer.byteLength(path) > MAX_UNIX_PATH_BYTES) {
+    throw invalid(url, `a unix socket path can be at most ${MAX_UNIX_PATH_BYTES} bytes long`);
+  }
+  return { url, scheme: "http", hosts: [], port: 0, optionalAfterFirst: false, socketPath: path };
 }
 
 function invalid(url: string, why: string): PeregrineError {
   return new PeregrineError(ErrorCodes.INVALID_URL, `endpoint URL "${url}" is invalid: ${why}`);
 }
 
-/** Parses `scheme://host[:port][/]`. A server endpoint has no path. */
+/** Parses `scheme://host[:port][/]` or `unix:/path`. A server endpoint has no path. */
 export function parseEndpointUrl(url: string): EndpointUrl {
+  if (url.slice(0, 5).toLowerCase() === "unix:") return parseUnixEndpoint(url, url.slice(5));
   const sep = url.indexOf("://");
   if (sep < 0) throw invalid(url, "expected scheme://host:port");
   const schemeText = url.slice(0, sep).toLowerCase();
@@ -92,11 +109,11 @@ export function bindError(
       : error.code === "EADDRNOTAVAIL"
         ? ErrorCodes.ADDRESS_NOT_AVAILABLE
         : ErrorCodes.BIND_FAILED;
-  return new PeregrineError(
-    code,
-    `cannot listen on ${urlFor(endpoint.scheme, host, port).replace(/^https?:\/\//, "")} for endpoint "${endpoint.url}": ${error.message}`,
-    {
-      cause: error,
-    },
-  );
+  const address =
+    endpoint.socketPath !== undefined
+      ? `unix:${endpoint.socketPath}`
+      : urlFor(endpoint.scheme, host, port).replace(/^https?:\/\//, "");
+  return new PeregrineError(code, `cannot listen on ${address} for endpoint "${endpoint.url}": ${error.message}`, {
+    cause: error,
+  });
 }

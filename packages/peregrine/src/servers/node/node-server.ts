@@ -27,6 +27,7 @@ import {
 import type { NodeRequest } from "./node-request.js";
 import { applyTls, type NodeTlsSettings, nodeTlsSettings, refusesPeer, secureServerOptions } from "./node-tls.js";
 import { detectPreface } from "./preface.js";
+import { listenUnix } from "./unix-socket.js";
 
 export interface NodeServerOptions {
   /** Request and response limits; docs/limits.md, and docs/servers.md for what node cannot enforce. */
@@ -222,6 +223,17 @@ export class NodeServer implements IServer, NodeExchangeOwner {
   }
 
   async #bind(endpoint: EndpointUrl, transport: Transport): Promise<void> {
+    const path = endpoint.socketPath;
+    if (path !== undefined) {
+      const server = this.#createServer(transport);
+      try {
+        await listenUnix(server as NetServer, path);
+      } catch (error) {
+        throw bindError(endpoint, "", 0, error as NodeJS.ErrnoException);
+      }
+      this.#listeners.push({ server, transport, url: `unix:${path}` });
+      return;
+    }
     let port = endpoint.port;
     for (const [i, host] of endpoint.hosts.entries()) {
       const server = this.#createServer(transport);
