@@ -9,6 +9,8 @@ export const ErrorCodes = {
   INVALID_CONFIG: "PEREGRINE_INVALID_CONFIG",
   /** An endpoint URL cannot be parsed. */
   INVALID_URL: "PEREGRINE_INVALID_URL",
+  /** An option of useForwardedHeaders() is invalid (a proxy address, a CIDR network, the limit). */
+  INVALID_FORWARDED_HEADERS_OPTION: "PEREGRINE_INVALID_FORWARDED_HEADERS_OPTION",
   /** An endpoint URL has a scheme other than http or https, or https without TLS. */
   UNSUPPORTED_SCHEME: "PEREGRINE_UNSUPPORTED_SCHEME",
   /** Another process already listens on an endpoint's address. */

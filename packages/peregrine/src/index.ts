@@ -10,6 +10,11 @@ export { WebApplicationBuilder } from "./hosting/web-application-builder.js";
 export { ConnectionInfo, HttpContext, HttpRequest, HttpResponse, type RouteValues } from "./http/context.js";
 export { HeaderDictionary, type HeaderValue } from "./http/headers.js";
 export { REASON_PHRASES } from "./http/status.js";
+export {
+  type ForwardedHeader,
+  type ForwardedHeadersOptions,
+  forwardedHeaders,
+} from "./middleware/forwarded-headers.js";
 export { createConsoleLogger, type Logger, type LogLevel, silentLogger } from "./logging.js";
 export { NativeServer, type NativeServerOptions, type ServerStats } from "./native/native-server.js";
 export { matchRouteTemplate, parseRouteTemplate, type RouteTemplate } from "./routing/route-template.js";

@@ -1,6 +1,7 @@
 import { ErrorCodes, PeregrineError } from "../errors.js";
 import { isPromiseLike } from "../http/body.js";
 import type { HttpContext } from "../http/context.js";
+import { type ForwardedHeadersOptions, forwardedHeaders } from "../middleware/forwarded-headers.js";
 import { type EndpointHandler, Router } from "../routing/router.js";
 
 /** A step of the pipeline, as composed: takes the context, finishes when done. */
@@ -45,6 +46,15 @@ export class ApplicationBuilder {
   }
   mapPatch(template: string, handler: EndpointHandler): this {
     return this.#add(["PATCH"], template, handler);
+  }
+
+  /**
+   * Applies the X-Forwarded-For / -Proto / -Host and `Forwarded` headers of trusted
+   * proxies to `ctx.connection.remoteAddress`, `ctx.request.scheme` and
+   * `ctx.request.host`. Add it before other middleware; docs/forwarded-headers.md.
+   */
+  useForwardedHeaders(options?: ForwardedHeadersOptions): this {
+    return this.use(forwardedHeaders(options));
   }
 
   /**
