@@ -19,6 +19,8 @@ export const ErrorCodes = {
   ADDRESS_NOT_AVAILABLE: "PEREGRINE_ADDRESS_NOT_AVAILABLE",
   /** Binding an endpoint failed for another reason (permissions, descriptors). */
   BIND_FAILED: "PEREGRINE_BIND_FAILED",
+  /** A worker thread of the `workers` option failed to start or attach. */
+  WORKER_FAILED: "PEREGRINE_WORKER_FAILED",
   /** There were no URLs or endpoints to listen on. */
   NO_ENDPOINTS: "PEREGRINE_NO_ENDPOINTS",
   /** The application was started twice, or changed after it started. */
@@ -63,6 +65,22 @@ export const ErrorCodes = {
   SERVER_NOT_STARTED: "PEREGRINE_SERVER_NOT_STARTED",
   /** A request was sent to a TestServer after stop() began. */
   SERVER_STOPPED: "PEREGRINE_SERVER_STOPPED",
+  /** `peregrine host`: the app exited before it listened on PEREGRINE_PORT (answered with 502). */
+  HOST_APP_START_FAILED: "PEREGRINE_HOST_APP_START_FAILED",
+  /** `peregrine host`: the app did not listen within startupTimeLimit (answered with 502). */
+  HOST_STARTUP_TIME_LIMIT: "PEREGRINE_HOST_STARTUP_TIME_LIMIT",
+  /** `peregrine host`: the app failed more than rapidFailsPerMinute times in a minute (502 until it passes). */
+  HOST_RAPID_FAILS: "PEREGRINE_HOST_RAPID_FAILS",
+  /** `peregrine host`: forwarding to the app failed before its response started (answered with 502). */
+  HOST_APP_UNREACHABLE: "PEREGRINE_HOST_APP_UNREACHABLE",
+  /** `peregrine host`: app_offline.html is in the app's folder (answered with 503 and the file). */
+  HOST_APP_OFFLINE: "PEREGRINE_HOST_APP_OFFLINE",
+  /** `peregrine host`: too many requests are waiting for the app to start (answered with 503). */
+  HOST_QUEUE_FULL: "PEREGRINE_HOST_QUEUE_FULL",
+  /** `peregrine host`: the host is shutting down and starts no app (answered with 503). */
+  HOST_STOPPED: "PEREGRINE_HOST_STOPPED",
+  /** An app behind `peregrine host` got a request without the right x-peregrine-token (answered with 400). */
+  HOST_TOKEN_INVALID: "PEREGRINE_HOST_TOKEN_INVALID",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

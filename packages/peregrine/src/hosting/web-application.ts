@@ -2,6 +2,8 @@ import path from "node:path";
 import { describeValue, ErrorCodes, InvalidOptionError, PeregrineError } from "../errors.js";
 import { IServerAddressesFeature } from "../features/index.js";
 import { createConsoleLogger, type Logger } from "../logging.js";
+import type { NativeServer } from "../native/native-server.js";
+import { validateWorkers, workerServerOptions } from "../native/workers.js";
 import { type EndpointOptions, validateEndpoints } from "../server/endpoints.js";
 import { type LimitsOptions, resolveShutdownTimeout } from "../server/limits.js";
 import type { IServer } from "../server/server.js";
@@ -10,6 +12,7 @@ import { isServerName, type ServerName, selectServer } from "../servers/select.j
 import { ApplicationBuilder } from "./application-builder.js";
 import { DEFAULT_ENVIRONMENT, HostEnvironment } from "./environment.js";
 import { HostingApplication } from "./hosting-application.js";
+import { outOfProcessUrl, readOutOfProcessSettings, useOutOfProcessHosting } from "./out-of-process.js";
 import { WebApplicationBuilder } from "./web-application-builder.js";
 
 /** Options of WebApplication.create(). docs/options.md documents each with its default. */
@@ -46,6 +49,12 @@ export interface WebApplicationOptions {
   environment?: string;
   /** The app's folder, where createBuilder() reads peregrine.json. Default: the working directory. */
   contentRoot?: string;
+  /**
+   * Runs the pipeline in this many worker threads behind the native server's one
+   * listener; each loads the app's module again. Default: none, the main thread serves.
+   * docs/options.md, "workers".
+   */
+  workers?: number;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -59,6 +68,7 @@ const KNOWN_OPTIONS = new Set([
   "endpoints",
   "environment",
   "contentRoot",
+  "workers",
 ]);
 
 const LOG_METHODS = ["error", "warn", "info", "debug"] as const;
@@ -102,6 +112,12 @@ export function validateOptions(options: WebApplicationOptions): void {
       `logger = ${describeValue(logger)} is invalid: expected an object with ${LOG_METHODS.join(", ")} methods`,
     );
   }
+  if (options.workers !== undefined) {
+    validateWorkers(options.workers);
+    if (options.server !== undefined && options.server !== "native") {
+      throw new InvalidOptionError("workers", options.workers, 'needs the native server (server: "native" or unset)');
+    }
+  }
   const server = options.server;
   if (
     server !== undefined &&
@@ -139,6 +155,8 @@ export class WebApplication extends ApplicationBuilder {
   readonly logger: Logger;
   readonly environment: HostEnvironment;
   readonly #urls: string[];
+  /** True on a worker thread of the `workers` option: the main thread listens and logs. */
+  readonly #isWorker: boolean;
   #state: "created" | "starting" | "started" | "stopping" | "stopped" = "created";
   #stopping: Promise<void> | undefined;
 
@@ -149,19 +167,29 @@ export class WebApplication extends ApplicationBuilder {
       options.environment ?? (process.env.PEREGRINE_ENVIRONMENT || DEFAULT_ENVIRONMENT),
       path.resolve(options.contentRoot ?? process.cwd()),
     );
-    this.#urls = resolveUrls(options.urls, (options.endpoints?.length ?? 0) > 0);
+    // Behind `peregrine host`, the app listens only where the host forwards (docs/hosting.md).
+    const outOfProcess = readOutOfProcessSettings();
+    this.#urls =
+      outOfProcess !== undefined
+        ? [outOfProcessUrl(outOfProcess)]
+        : resolveUrls(options.urls, (options.endpoints?.length ?? 0) > 0);
+    const workers = workerServerOptions(options.workers);
+    this.#isWorker = workers !== undefined && "attach" in workers;
+    if (this.#isWorker) this.#urls = [];
     const server = options.server;
     this.server =
       server === undefined || isServerName(server)
-        ? selectServer(server, {
+        ? selectServer(workers !== undefined ? "native" : server, {
+            ...workers,
             ...(options.limits !== undefined ? { limits: options.limits } : {}),
             ...(options.tls !== undefined ? { tls: options.tls } : {}),
-            ...(options.endpoints !== undefined ? { endpoints: options.endpoints } : {}),
+            ...(options.endpoints !== undefined && outOfProcess === undefined ? { endpoints: options.endpoints } : {}),
             ...(options.shutdownTimeout !== undefined ? { shutdownTimeout: options.shutdownTimeout } : {}),
             ...(options.addServerHeader !== undefined ? { addServerHeader: options.addServerHeader } : {}),
             logger: this.logger,
           })
         : server;
+    if (outOfProcess !== undefined) useOutOfProcessHosting(this, outOfProcess, this.logger);
   }
 
   /** An app configured in code only: `options`, then PEREGRINE_URLS, PEREGRINE_SERVER and PEREGRINE_LOG_LEVEL. */
@@ -200,6 +228,7 @@ export class WebApplication extends ApplicationBuilder {
       throw error;
     }
     this.#state = "started";
+    if (this.#isWorker) return;
     for (const url of this.urls) this.logger.info({}, `Now listening on: ${url}`);
     this.logger.info({}, `Hosting environment: ${this.environment.name}`);
     this.logger.info({}, `Content root path: ${this.environment.contentRootPath}`);
@@ -235,6 +264,12 @@ export class WebApplication extends ApplicationBuilder {
   /** Starts, waits for SIGINT or SIGTERM, then stops gracefully. */
   async run(): Promise<void> {
     await this.start();
+    if (this.#isWorker) {
+      // A worker's server ends when the main thread stops the listener.
+      await (this.server as NativeServer).ended;
+      await this.stop();
+      return;
+    }
     this.logger.info({}, "Application started. Press Ctrl+C to shut down.");
     await new Promise<void>((resolve) => {
       const onSignal = () => {
