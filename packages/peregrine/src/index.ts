@@ -1,6 +1,7 @@
 export { Configuration, type ConfigValue } from "./config/configuration.js";
 export { BadHttpRequestError, type ErrorCode, ErrorCodes, PeregrineError } from "./errors.js";
 export * from "./features/index.js";
+export { type HostOptions, type RunningHost, startHost } from "./host/index.js";
 export { ApplicationBuilder, type Middleware, type RequestDelegate } from "./hosting/application-builder.js";
 export { HostEnvironment } from "./hosting/environment.js";
 export { HostingApplication } from "./hosting/hosting-application.js";
@@ -10,12 +11,12 @@ export { WebApplicationBuilder } from "./hosting/web-application-builder.js";
 export { ConnectionInfo, HttpContext, HttpRequest, HttpResponse, type RouteValues } from "./http/context.js";
 export { HeaderDictionary, type HeaderValue } from "./http/headers.js";
 export { REASON_PHRASES } from "./http/status.js";
+export { createConsoleLogger, type Logger, type LogLevel, silentLogger } from "./logging.js";
 export {
   type ForwardedHeader,
   type ForwardedHeadersOptions,
   forwardedHeaders,
 } from "./middleware/forwarded-headers.js";
-export { createConsoleLogger, type Logger, type LogLevel, silentLogger } from "./logging.js";
 export { NativeServer, type NativeServerOptions, type ServerStats } from "./native/native-server.js";
 export { matchRouteTemplate, parseRouteTemplate, type RouteTemplate } from "./routing/route-template.js";
 export type { EndpointHandler, RouteEndpoint } from "./routing/router.js";

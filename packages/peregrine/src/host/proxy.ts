@@ -1,0 +1,247 @@
+import http from "node:http";
+import { BadHttpRequestError, ErrorCodes } from "../errors.js";
+import { TOKEN_HEADER } from "../hosting/out-of-process.js";
+import type { HttpContext, HttpRequest } from "../http/context.js";
+import { REASON_PHRASES } from "../http/status.js";
+import type { Logger } from "../logging.js";
+import type { Upstream } from "./app-process.js";
+import { LOOPBACK } from "./loopback.js";
+import { AppUnavailableError, sendUnavailable } from "./unavailable.js";
+
+/** Keep-alive connections to the app at most; more concurrent requests queue in the agent. */
+export const MAX_UPSTREAM_CONNECTIONS = 256;
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and the ones this hop owns; never forwarded either way. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "transfer-encoding",
+  "upgrade",
+  // Trailers are not forwarded, so neither is the header announcing them.
+  "trailer",
+]);
+
+/**
+ * Request headers the host sets itself. A client's own forwarded headers are dropped:
+ * the host is the edge, and the app trusts exactly one hop (the host).
+ */
+const REPLACED_ON_REQUEST = new Set([
+  "host",
+  "expect",
+  "content-length",
+  "forwarded",
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+  TOKEN_HEADER,
+]);
+
+/** Header names a Connection header lists: hop-by-hop for this message only. */
+function connectionListed(values: readonly string[]): Set<string> {
+  const names = new Set<string>();
+  for (const value of values) {
+    for (const name of value.split(",")) {
+      const trimmed = name.trim().toLowerCase();
+      if (trimmed !== "") names.add(trimmed);
+    }
+  }
+  return names;
+}
+
+/** How the request body goes to the app; "peek" decides on the body's first chunk. */
+type Framing = "length" | "chunked" | "none" | "peek";
+
+function framingOf(request: HttpRequest): Framing {
+  const headers = request.headers;
+  if (headers.has("content-length")) return "length";
+  if (headers.has("transfer-encoding")) return "chunked";
+  // An HTTP/1 request with neither header has no body; over HTTP/2 only the stream tells.
+  return request.protocol === "HTTP/2" ? "peek" : "none";
+}
+
+/** The origin-form target the app gets: an absolute-form target is reduced to path and query. */
+function targetOf(request: HttpRequest): string {
+  const raw = request.rawTarget;
+  if (raw.startsWith("/") || raw === "*") return raw;
+  const url = new URL(raw);
+  return `${url.pathname}${url.search}`;
+}
+
+function upstreamHeaders(ctx: HttpContext, upstream: Upstream): http.OutgoingHttpHeaders {
+  const request = ctx.request;
+  const listed = connectionListed(request.headers.getAll("connection"));
+  const headers: Record<string, string | string[]> = {};
+  const cookies: string[] = [];
+  for (const [name, value] of request.headers.entries()) {
+    if (name.startsWith(":") || HOP_BY_HOP.has(name) || REPLACED_ON_REQUEST.has(name) || listed.has(name)) continue;
+    // HTTP/2 splits cookies into several fields; HTTP/1.1 wants one (RFC 9113 §8.2.3).
+    if (name === "cookie") cookies.push(value);
+    else {
+      const existing = headers[name];
+      if (existing === undefined) headers[name] = value;
+      else if (typeof existing === "string") headers[name] = [existing, value];
+      else existing.push(value);
+    }
+  }
+  if (cookies.length > 0) headers.cookie = cookies.join("; ");
+  const length = request.headers.get("content-length");
+  if (length !== undefined) headers["content-length"] = length;
+  headers.host = `${LOOPBACK}:${upstream.port}`;
+  headers["x-forwarded-for"] = ctx.connection.remoteAddress;
+  headers["x-forwarded-proto"] = request.scheme;
+  const host = request.host;
+  if (host !== "") headers["x-forwarded-host"] = host;
+  headers[TOKEN_HEADER] = upstream.token;
+  return headers;
+}
+
+/** Resolves when the upstream request can take more body, rejects if it closes first. */
+function drained(outgoing: http.ClientRequest): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = () => {
+      outgoing.off("close", onClose);
+      resolve();
+    };
+    const onClose = () => {
+      outgoing.off("drain", onDrain);
+      reject(new Error("the connection to the application closed while sending the request body"));
+    };
+    outgoing.once("drain", onDrain);
+    outgoing.once("close", onClose);
+  });
+}
+
+/**
+ * Streams the client's body to the app, one chunk at a time as the app takes it. A
+ * failure (the client broke off, the app closed) destroys the upstream request with it.
+ */
+async function sendBody(
+  outgoing: http.ClientRequest,
+  body: AsyncIterator<Uint8Array>,
+  first: IteratorResult<Uint8Array> | undefined,
+): Promise<void> {
+  try {
+    let next = first ?? (await body.next());
+    while (!next.done) {
+      if (!outgoing.write(next.value)) await drained(outgoing);
+      next = await body.next();
+    }
+    outgoing.end();
+  } catch (error) {
+    outgoing.destroy(error as Error);
+  }
+}
+
+function copyResponseHead(ctx: HttpContext, upstream: http.IncomingMessage): void {
+  const response = ctx.response;
+  const status = upstream.statusCode ?? 502;
+  response.statusCode = status;
+  const message = upstream.statusMessage;
+  if (message !== undefined && message !== "" && message !== REASON_PHRASES[status]) response.reasonPhrase = message;
+  const listed = connectionListed([upstream.headers.connection ?? ""]);
+  const raw = upstream.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (HOP_BY_HOP.has(name) || listed.has(name)) continue;
+    response.headers.append(name, raw[i + 1] as string);
+  }
+}
+
+/**
+ * Forwards requests to the app over loopback HTTP/1.1 with keep-alive, streaming both
+ * bodies with backpressure. A client that goes away aborts the upstream request; an
+ * upstream failure becomes a 502 before the response started, an abort after.
+ */
+export class Forwarder {
+  readonly #agent = new http.Agent({ keepAlive: true, maxSockets: MAX_UPSTREAM_CONNECTIONS, scheduling: "lifo" });
+  readonly #logger: Logger;
+
+  constructor(logger: Logger) {
+    this.#logger = logger;
+  }
+
+  async forward(ctx: HttpContext, upstream: Upstream): Promise<void> {
+    const request = ctx.request;
+    const body = request.body[Symbol.asyncIterator]();
+    let framing = framingOf(request);
+    let first: IteratorResult<Uint8Array> | undefined;
+    if (framing === "peek") {
+      try {
+        first = await body.next();
+      } catch (error) {
+        return this.#fail(ctx, error, upstream);
+      }
+      framing = first.done ? "none" : "chunked";
+    }
+    const headers = upstreamHeaders(ctx, upstream);
+    if (framing === "chunked") headers["transfer-encoding"] = "chunked";
+    const outgoing = http.request({
+      agent: this.#agent,
+      host: LOOPBACK,
+      port: upstream.port,
+      method: request.method,
+      path: targetOf(request),
+      headers,
+      setHost: false,
+    });
+    const onAbort = () => outgoing.destroy();
+    ctx.signal.addEventListener("abort", onAbort, { once: true });
+    const answered = new Promise<http.IncomingMessage>((resolve, reject) => {
+      outgoing.once("response", resolve);
+      outgoing.once("error", reject);
+    });
+    let bodySent = framing === "none";
+    if (bodySent) outgoing.end();
+    else
+      void sendBody(outgoing, body, first).then(() => {
+        bodySent = true;
+      });
+    try {
+      const incoming = await answered;
+      // Later errors surface through the response stream.
+      outgoing.on("error", () => {});
+      copyResponseHead(ctx, incoming);
+      for await (const chunk of incoming) await ctx.response.write(chunk as Buffer);
+      await ctx.response.end();
+    } catch (error) {
+      await this.#fail(ctx, error, upstream);
+    } finally {
+      ctx.signal.removeEventListener("abort", onAbort);
+      // The app answered without reading the whole body: stop sending it. The send loop
+      // ends on its own (it never throws), so it is not awaited: the client may stall.
+      if (!bodySent) outgoing.destroy();
+    }
+  }
+
+  async #fail(ctx: HttpContext, error: unknown, upstream: Upstream): Promise<void> {
+    // The client went away: nobody to answer.
+    if (ctx.signal.aborted) return;
+    // The client's body was refused at the edge (too slow, bad framing): the edge answers.
+    if (error instanceof BadHttpRequestError) throw error;
+    const fields = { code: ErrorCodes.HOST_APP_UNREACHABLE, pid: upstream.pid, err: error };
+    if (ctx.response.hasStarted) {
+      this.#logger.warn(fields, "The application's response broke off; aborting the client's response");
+      ctx.abort();
+      return;
+    }
+    this.#logger.error(fields, "Forwarding to the application failed");
+    await sendUnavailable(
+      ctx,
+      new AppUnavailableError(
+        ErrorCodes.HOST_APP_UNREACHABLE,
+        502,
+        "The host could not get a response from the application.",
+        { cause: error },
+      ),
+    );
+  }
+
+  /** Closes the kept-alive connections to the app. */
+  close(): void {
+    this.#agent.destroy();
+  }
+}
