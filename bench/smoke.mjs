@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { pinning } from "./lib/machine.mjs";
 import { SERVERS, startServer } from "./lib/servers.mjs";
 import { median } from "./lib/stats.mjs";
-import { runWrk, WORKLOADS } from "./lib/workloads.mjs";
+import { WORKLOADS } from "./lib/workloads.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values } = parseArgs({ options: { "fail-below": { type: "string" } } });
@@ -27,7 +27,7 @@ const handles = [];
 try {
   for (const server of servers) handles.push(await startServer(server, root, pin.server));
   const wrk = (handle, seconds) =>
-    runWrk({ root, pin: pin.load, base: handle.base, workload, connections: 64, seconds });
+    workload.measure({ root, pin: pin.load, handle, workload, seconds, config: { connections: 64 } });
   for (const handle of handles) await wrk(handle, 2);
   const rps = new Map(handles.map((h) => [h.server.id, []]));
   for (let run = 0; run < 2; run++) {

@@ -37,6 +37,7 @@ export function describeMachine(root) {
     node: process.version,
     rustc: firstLine("rustc", ["--version"]) ?? "not found",
     wrk: firstLine("wrk", ["--version"]) ?? "not found",
+    h2load: firstLine("h2load", ["--version"]) ?? "h2load not found",
     commit: git(["rev-parse", "--short", "HEAD"]) ?? "unknown",
     dirtyTree: dirty === undefined ? false : dirty !== "",
   };
@@ -55,4 +56,31 @@ export function pinning() {
     return none("this process may use only one core: servers and wrk share it, unpinned.");
   }
   return { server: ["taskset", "-c", "0"], load: ["taskset", "-c", "1"], pinned: true, notice: undefined };
+}
+
+/**
+ * The scaling mode's pinning: the load generator on the last quarter of the cores (at
+ * least one), the server on the rest, so that workers have cores to spread over. With
+ * fewer than three cores there is nothing to scale over: unpinned, with a notice.
+ */
+export function scalingPinning() {
+  const n = os.availableParallelism();
+  if (n < 3 || spawnSync("taskset", ["-c", "0", "true"]).status !== 0) {
+    return {
+      server: [],
+      load: [],
+      serverCores: n,
+      loadThreads: 1,
+      notice: `the scaling mode needs taskset and at least 3 cores to mean much (this process may use ${n}): unpinned.`,
+    };
+  }
+  const loadCores = Math.max(1, Math.floor(n / 4));
+  const serverCores = n - loadCores;
+  return {
+    server: ["taskset", "-c", `0-${serverCores - 1}`],
+    load: ["taskset", "-c", `${serverCores}-${n - 1}`],
+    serverCores,
+    loadThreads: loadCores,
+    notice: undefined,
+  };
 }

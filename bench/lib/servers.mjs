@@ -1,38 +1,65 @@
-// The servers the harness measures, and how to start, check and stop one.
+// The servers the harness measures, and how to start and stop one.
 //
 // Every server serves the routes of examples/hello on 127.0.0.1:PORT:
 //   GET /      -> "Hello, World!" (text/plain)
 //   GET /json  -> {"message":"Hello, World!"}
 //   POST /echo -> the request body, streamed back
+//
+// `protocols` says which workloads a server takes part in: "http1" and "h2c" in
+// cleartext, "https" (HTTP/1.1 over TLS) and "h2" (HTTP/2 over TLS). A server started
+// for a TLS protocol gets the harness's certificate as TLS_CERT and TLS_KEY (PEM file
+// paths) and listens on https. `workloads`, when given, limits a server to those
+// workload ids. `workloads`, when set, limits a server to the
+// workloads it names.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { request } from "node:http";
-import { createServer } from "node:net";
+import { existsSync, readFileSync } from "node:fs";
+import { connect, createServer } from "node:net";
 import path from "node:path";
 
 const node = process.execPath;
 
-/** `baseline` is what ratios are computed against; `ceiling` is the native limit. */
+/** Runs a script of bench/servers with PORT, and the certificate when TLS is asked for. */
+const benchScript =
+  (script) =>
+  (root, { port, tls }) => ({
+    cmd: node,
+    args: [path.join(root, "bench/servers", script)],
+    env: { PORT: String(port), ...(tls ? { TLS_CERT: tls.cert, TLS_KEY: tls.key } : {}) },
+  });
+
+const needsBuild = (root) =>
+  existsSync(path.join(root, "packages/peregrine/dist/index.js"))
+    ? undefined
+    : "packages/peregrine/dist is missing: run `npm run build` first.";
+
+/**
+ * `role`: `subject` is what the targets are about, `ceiling` the native limit,
+ * `baseline` a server some workload's ratios are computed against, `peer` the rest.
+ */
 export const SERVERS = [
   {
+    // The hello routes of examples/hello, plus the options it does not take from the
+    // environment (bench/servers/peregrine.mjs), on http or https.
     id: "peregrine",
     label: "peregrine (native)",
     role: "subject",
-    command: (root, port) => ({
+    protocols: ["http1", "h2c", "https", "h2"],
+    command: (root, { port, tls }) => ({
       cmd: node,
-      args: [path.join(root, "examples/hello/dist/main.js")],
-      env: { PEREGRINE_URLS: `http://127.0.0.1:${port}` },
+      args: [path.join(root, "bench/servers/peregrine.mjs")],
+      env: {
+        PEREGRINE_URLS: `${tls ? "https" : "http"}://127.0.0.1:${port}`,
+        ...(tls ? { TLS_CERT: tls.cert, TLS_KEY: tls.key } : {}),
+      },
     }),
-    prepare: (root) =>
-      existsSync(path.join(root, "examples/hello/dist/main.js"))
-        ? undefined
-        : "examples/hello/dist/main.js is missing: run `npm run build` first.",
+    prepare: needsBuild,
   },
   {
     id: "rust",
     label: "pure Rust (ceiling)",
     role: "ceiling",
-    command: (root, port) => ({
+    protocols: ["http1", "h2c"],
+    command: (root, { port }) => ({
       cmd: path.join(root, "target/release/examples/hello"),
       args: [],
       env: { PEREGRINE_URLS: `http://127.0.0.1:${port}` },
@@ -51,22 +78,47 @@ export const SERVERS = [
         : `cargo build of the Rust example failed and no binary exists: ${why}`;
     },
   },
-  { id: "node-http", label: "node:http", role: "baseline", script: "node-http.mjs" },
-  { id: "fastify", label: "fastify", role: "peer", script: "fastify.mjs" },
-  { id: "hono", label: "hono (@hono/node-server)", role: "peer", script: "hono.mjs" },
-  { id: "express", label: "express", role: "peer", script: "express.mjs" },
-].map((server) =>
-  server.script === undefined
-    ? server
-    : {
-        ...server,
-        command: (root, port) => ({
-          cmd: node,
-          args: [path.join(root, "bench/servers", server.script)],
-          env: { PORT: String(port) },
-        }),
-      },
-);
+  {
+    id: "node-http",
+    label: "node:http",
+    role: "baseline",
+    protocols: ["http1"],
+    command: benchScript("node-http.mjs"),
+  },
+  {
+    id: "node-https",
+    label: "node:https",
+    role: "baseline",
+    protocols: ["https"],
+    command: benchScript("node-http.mjs"),
+  },
+  {
+    id: "node-http2",
+    label: "node:http2 (h2c)",
+    role: "baseline",
+    protocols: ["h2c"],
+    command: benchScript("node-http2.mjs"),
+  },
+  {
+    id: "node-http2-secure",
+    label: "node:http2 (secure)",
+    role: "baseline",
+    protocols: ["h2"],
+    command: benchScript("node-http2.mjs"),
+  },
+  { id: "fastify", label: "fastify", role: "peer", protocols: ["http1"], command: benchScript("fastify.mjs") },
+  {
+    id: "hono",
+    label: "hono (@hono/node-server)",
+    role: "peer",
+    protocols: ["http1"],
+    command: benchScript("hono.mjs"),
+  },
+  { id: "express", label: "express", role: "peer", protocols: ["http1"], command: benchScript("express.mjs") },
+];
+
+/** Whether a protocol runs over TLS. */
+export const overTls = (protocol) => protocol === "https" || protocol === "h2";
 
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -79,64 +131,51 @@ export function freePort() {
   });
 }
 
-/** One HTTP/1.1 exchange on a fresh connection; resolves with status, headers and body. */
-export function fetchOnce(url, { method = "GET", body, headers = {}, timeoutMs = 2000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers, agent: false, timeout: timeoutMs }, (res) => {
-      const chunks = [];
-      res.on("data", (c) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on("error", reject);
+/** Whether something accepts TCP connections on the port (the server is listening). */
+function accepts(port) {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host: "127.0.0.1" });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
     });
-    req.on("timeout", () => req.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms`)));
-    req.on("error", reject);
-    req.end(body);
+    socket.once("error", () => resolve(false));
   });
-}
-
-/** Checks that a server answers the three routes as examples/hello does; returns problems. */
-export async function checkRoutes(base) {
-  const problems = [];
-  const text = await fetchOnce(`${base}/`);
-  if (text.status !== 200 || text.body.toString() !== "Hello, World!") {
-    problems.push(`GET / answered ${text.status} ${JSON.stringify(text.body.toString().slice(0, 60))}`);
-  }
-  if (!String(text.headers["content-type"]).toLowerCase().startsWith("text/plain")) {
-    problems.push(`GET / has content-type ${text.headers["content-type"]}`);
-  }
-  const json = await fetchOnce(`${base}/json`);
-  let parsed;
-  try {
-    parsed = JSON.parse(json.body.toString());
-  } catch {
-    parsed = undefined;
-  }
-  if (json.status !== 200 || parsed?.message !== "Hello, World!") {
-    problems.push(`GET /json answered ${json.status} ${JSON.stringify(json.body.toString().slice(0, 60))}`);
-  }
-  const payload = Buffer.alloc(256 * 1024, "peregrine ");
-  const echo = await fetchOnce(`${base}/echo`, {
-    method: "POST",
-    body: payload,
-    headers: { "content-type": "application/octet-stream" },
-  });
-  if (echo.status !== 200 || !echo.body.equals(payload)) {
-    problems.push(`POST /echo answered ${echo.status} with ${echo.body.length} of ${payload.length} bytes`);
-  }
-  return problems;
 }
 
 /**
- * Starts a server (pinned when `pin` is a taskset prefix), waits until GET / answers,
- * and returns a handle with its base URL and a stop() function.
+ * `prlimit` raises the open-files limit of the server (10,000 idle connections need
+ * more than the common 1,024); Node raises its own, the Rust example does not.
  */
-export async function startServer(server, root, pin, { readyTimeoutMs = 20_000 } = {}) {
+const fileLimit =
+  spawnSync("prlimit", ["--nofile=65536:65536", "true"]).status === 0 ? ["prlimit", "--nofile=65536:65536", "--"] : [];
+
+/** The server's resident set in bytes (VmRSS of /proc/PID/status), or null off Linux. */
+export function residentBytes(pid) {
+  try {
+    const line = readFileSync(`/proc/${pid}/status`, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("VmRSS:"));
+    return line === undefined ? null : Number(line.split(/\s+/)[1]) * 1024;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Starts a server (pinned when `pin` is a taskset prefix) for `protocol`, waits until
+ * it accepts connections, and returns a handle with its base URL, its process id and
+ * a stop() function. `env` adds variables a workload sets (bench/lib/workloads.mjs).
+ */
+export async function startServer(server, root, pin, { protocol, tls, env = {}, readyTimeoutMs = 20_000 } = {}) {
   const port = await freePort();
-  const { cmd, args, env } = server.command(root, port);
-  const argv = [...pin, cmd, ...args];
+  const secure = overTls(protocol ?? server.protocols[0]);
+  const command = server.command(root, { port, tls: secure ? tls : undefined });
+  // taskset and prlimit exec the server, so the child's pid is the server's.
+  const argv = [...pin, ...fileLimit, command.cmd, ...command.args];
   const child = spawn(argv[0], argv.slice(1), {
     cwd: root,
-    env: { ...process.env, PEREGRINE_IO_THREADS: "", NODE_ENV: "production", ...env },
+    env: { ...process.env, PEREGRINE_IO_THREADS: "", NODE_ENV: "production", ...command.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -156,7 +195,7 @@ export async function startServer(server, root, pin, { readyTimeoutMs = 20_000 }
     exited = { code: null, signal: null, error };
   });
 
-  const base = `http://127.0.0.1:${port}`;
+  const base = `${secure ? "https" : "http"}://127.0.0.1:${port}`;
   const stop = async () => {
     if (exited === null) {
       child.kill("SIGTERM");
@@ -166,19 +205,13 @@ export async function startServer(server, root, pin, { readyTimeoutMs = 20_000 }
     }
   };
   const deadline = Date.now() + readyTimeoutMs;
-  for (;;) {
+  while (!(await accepts(port))) {
     if (exited !== null) {
       throw new Error(`${server.label} exited before it was ready (${JSON.stringify(exited)}):\n${output}`);
     }
-    try {
-      const res = await fetchOnce(`${base}/`, { timeoutMs: 500 });
-      if (res.status === 200) break;
-    } catch {
-      // Not listening yet.
-    }
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`${server.label} did not answer GET / on ${base} within ${readyTimeoutMs} ms:\n${output}`);
+      throw new Error(`${server.label} did not listen on ${base} within ${readyTimeoutMs} ms:\n${output}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

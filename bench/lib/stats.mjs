@@ -12,3 +12,10 @@ export function minMax(values) {
   if (finite.length === 0) return { min: null, max: null };
   return { min: Math.min(...finite), max: Math.max(...finite) };
 }
+
+/** The p-th percentile (nearest rank) of ascending `sorted` values, or null when empty. */
+export function percentile(sorted, p) {
+  if (sorted.length === 0) return null;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
+}

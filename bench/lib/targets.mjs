@@ -1,0 +1,57 @@
+// The issues' targets, checked against one run's figures: each is a ratio of the
+// subject server's figure to a reference server's (the workload's baseline unless
+// the target names another), which must be ≥ `min` or ≤ `max`; the crossing has an
+// absolute target in nanoseconds per request.
+
+/** The crossing target: issue 4's amortized cost per request on the JS thread. */
+export const CROSSING_TARGET_NS = 250;
+
+const verdict = (measured, { min, max }) =>
+  measured === null ? "not measured" : (min !== undefined ? measured >= min : measured <= max) ? "met" : "missed";
+
+/** "≥ 3.00× node:http", "≤ 0.50× node:http". */
+export function describeTarget(target) {
+  return `${target.min !== undefined ? "≥" : "≤"} ${(target.min ?? target.max).toFixed(2)}× ${target.referenceLabel}`;
+}
+
+/**
+ * Evaluates a workload's targets for each subject server in `summaries` (the rows of
+ * run.mjs's summarize()); returns one entry per subject and target.
+ */
+export function evaluateTargets(workload, summaries) {
+  const byId = new Map(summaries.map((s) => [s.id, s]));
+  const out = [];
+  for (const subject of summaries.filter((s) => s.role === "subject")) {
+    for (const target of workload.targets ?? []) {
+      const referenceId = target.reference ?? workload.baseline;
+      const reference = byId.get(referenceId);
+      const measured =
+        reference?.value && subject.value !== null && subject.value !== undefined
+          ? subject.value / reference.value
+          : null;
+      out.push({
+        subject: subject.id,
+        reference: referenceId,
+        referenceLabel: reference?.label ?? referenceId,
+        min: target.min,
+        max: target.max,
+        measured,
+        result: verdict(measured, target),
+      });
+    }
+  }
+  return out;
+}
+
+/** The crossing target against the JS-thread mean at the largest batch measured. */
+export function crossingTarget(rows) {
+  const largest = rows?.filter((r) => r.js !== null).at(-1);
+  if (largest === undefined) return null;
+  const measured = largest.js.mean;
+  return {
+    batch: largest.batch,
+    maxNs: CROSSING_TARGET_NS,
+    measured,
+    result: measured <= CROSSING_TARGET_NS ? "met" : "missed",
+  };
+}
