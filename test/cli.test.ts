@@ -208,6 +208,17 @@ describe("peregrine run", () => {
     expect(await run.exited).toBe(0);
   });
 
+  it("runs an OutOfProcess profile behind peregrine host, with the profile's variables for the app", async () => {
+    const dir = appCopy();
+    const run = runCli(["run", "--launch-profile", "behind-host"], dir);
+    // The host's own address comes first; the app's loopback port follows once it starts.
+    const url = await listening(run);
+    expect(run.lines.some((l) => l.includes('launch profile "behind-host" (OutOfProcess)'))).toBe(true);
+    expect(await getJson(url)).toEqual({ message: "first", environment: "Development", greeting: "from behind-host" });
+    run.child.kill("SIGTERM");
+    expect(await run.exited).toBe(0);
+  });
+
   it("fails with the profiles it has when the one asked for is not there", async () => {
     const dir = appCopy();
     const run = runCli(["run", "--launch-profile", "nope"], dir);
