@@ -29,12 +29,27 @@ impl Handler for Peer {
     }
 }
 
-/// A socket path unique to this test, in a fresh directory.
-fn socket_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("peregrine-unix-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("app.sock")
+/// A fresh directory for one test's socket, removed when the test ends.
+struct SocketDir(PathBuf);
+
+impl SocketDir {
+    fn new(name: &str) -> SocketDir {
+        let dir =
+            std::env::temp_dir().join(format!("peregrine-unix-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        SocketDir(dir)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.0.join("app.sock")
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn start(options: ServerOptions) -> Result<RunningServer, Error> {
@@ -64,7 +79,8 @@ async fn get(path: &std::path::Path) -> String {
 
 #[tokio::test]
 async fn serves_http_over_a_unix_socket_and_removes_the_file_on_stop() {
-    let path = socket_path("serve");
+    let dir = SocketDir::new("serve");
+    let path = dir.socket();
     let server = start(options(&path)).unwrap();
     assert_eq!(server.urls(), [format!("unix:{}", path.display())]);
     let text = get(&path).await;
@@ -98,7 +114,8 @@ async fn tcp_connections_report_the_tcp_transport() {
 
 #[tokio::test]
 async fn replaces_a_stale_socket_file_but_not_a_live_one() {
-    let path = socket_path("stale");
+    let dir = SocketDir::new("stale");
+    let path = dir.socket();
     // A socket file whose listener is gone, as a crashed process leaves it.
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
     assert!(path.exists());
@@ -117,7 +134,8 @@ async fn replaces_a_stale_socket_file_but_not_a_live_one() {
 
 #[tokio::test]
 async fn never_removes_a_file_that_is_not_a_socket() {
-    let path = socket_path("regular");
+    let dir = SocketDir::new("regular");
+    let path = dir.socket();
     std::fs::write(&path, "data").unwrap();
     let Err(err) = start(options(&path)) else {
         panic!("a regular file must not be replaced");
@@ -129,7 +147,8 @@ async fn never_removes_a_file_that_is_not_a_socket() {
 
 #[tokio::test]
 async fn a_failed_start_leaves_no_socket_file() {
-    let path = socket_path("rollback");
+    let dir = SocketDir::new("rollback");
+    let path = dir.socket();
     let mut options = options(&path);
     // The second endpoint cannot bind, so the whole start fails.
     options
