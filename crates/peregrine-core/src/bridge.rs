@@ -14,15 +14,16 @@
 //! Streamed responses go through a [`BodyWriter`] whose high-water mark is
 //! maxResponseBufferSize; [`Event::WriteReady`] says when a refused writer may go on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use tokio::runtime::Handle;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::body::{BodyChunk, BodyWriter, ChannelSignal, RequestBody, ResponseBody, WriteOutcome};
@@ -37,8 +38,8 @@ pub type ExchangeId = u32;
 /// Something the host must hear about.
 pub enum Event {
     /// A new request. `body_empty` tells the host not to bother reading the body.
-    /// `first_on_connection` is true for the first request of its connection, so a
-    /// host can send per-connection data (TLS details) once.
+    /// `first_on_connection` is true for the first request of a TLS connection that
+    /// this host sees, so a host can be sent per-connection data (TLS details) once.
     Request {
         id: ExchangeId,
         head: RequestHead,
@@ -132,6 +133,14 @@ pub struct Bridge {
     flush_scheduled: AtomicBool,
     waker: Box<dyn Wake>,
     exchanges: Mutex<ExchangeMap>,
+    /// The size of `exchanges`, readable without the lock (a [`crate::HostPool`] picks
+    /// the least busy host by it).
+    in_flight: AtomicUsize,
+    /// Notified when the last exchange in flight ends.
+    idle: Notify,
+    /// TLS connections whose details this host has been sent (with their first request
+    /// here); with several hosts, each learns about a connection separately.
+    tls_connections: Mutex<HashSet<u64>>,
     next_id: AtomicU32,
     runtime: Handle,
     response_buffer_size: usize,
@@ -160,6 +169,9 @@ impl Bridge {
             flush_scheduled: AtomicBool::new(false),
             waker: Box::new(waker),
             exchanges: Mutex::new(ExchangeMap::default()),
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+            tls_connections: Mutex::new(HashSet::new()),
             next_id: AtomicU32::new(1),
             runtime,
             response_buffer_size,
@@ -227,7 +239,7 @@ impl Bridge {
 
     /// The number of exchanges in flight.
     pub fn in_flight(&self) -> usize {
-        lock(&self.exchanges).len()
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     fn insert(&self, exchange: Exchange) -> ExchangeId {
@@ -237,13 +249,45 @@ impl Bridge {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             if id != 0 && !map.contains_key(&id) {
                 map.insert(id, exchange);
+                self.in_flight.store(map.len(), Ordering::Relaxed);
                 return id;
             }
         }
     }
 
     fn remove(&self, id: ExchangeId) -> Option<Exchange> {
-        lock(&self.exchanges).remove(&id)
+        let mut map = lock(&self.exchanges);
+        let exchange = map.remove(&id);
+        self.in_flight.store(map.len(), Ordering::Relaxed);
+        if map.is_empty() && exchange.is_some() {
+            self.idle.notify_waiters();
+        }
+        exchange
+    }
+
+    /// Waits until no exchange is in flight, or `timeout` has passed; then aborts
+    /// whatever is left. For a host that leaves while the server goes on.
+    pub async fn settle(&self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let idle = self.idle.notified();
+            if self.in_flight() == 0 {
+                return;
+            }
+            tokio::select! {
+                _ = idle => {}
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        self.abort_all();
+    }
+
+    /// Aborts every exchange in flight: the host serving them is gone.
+    pub fn abort_all(&self) {
+        let ids: Vec<ExchangeId> = lock(&self.exchanges).keys().copied().collect();
+        for id in ids {
+            self.abort(id);
+        }
     }
 
     fn take_responder(
@@ -512,7 +556,7 @@ impl Handler for Arc<Bridge> {
 
     fn connection_closed(&self, connection: &ConnectionInfo) {
         // Only TLS connections have per-connection data on the host side.
-        if connection.tls.is_some() && connection.had_request() {
+        if connection.tls.is_some() && lock(&self.tls_connections).remove(&connection.id) {
             self.push(Event::ConnectionClosed {
                 connection_id: connection.id,
             });
@@ -533,7 +577,9 @@ impl Handler for Arc<Bridge> {
             id,
             armed: true,
         };
-        let first_on_connection = request.head.connection.take_first_request();
+        let connection = &request.head.connection;
+        let first_on_connection =
+            connection.tls.is_some() && lock(&self.tls_connections).insert(connection.id);
         self.push(Event::Request {
             id,
             head: request.head,

@@ -7,7 +7,8 @@
 //!
 //! - a plain Rust [`Handler`], as in `examples/hello.rs`;
 //! - a [`bridge::Bridge`], which turns requests into [`bridge::Event`]s for a host that
-//!   runs on another thread (the napi binding drains them in batches on the JS thread).
+//!   runs on another thread (the napi binding drains them in batches on the JS thread);
+//!   a [`pool::HostPool`] spreads requests over several bridges (JS worker threads).
 
 pub mod body;
 pub mod bridge;
@@ -18,6 +19,7 @@ pub mod guard;
 mod handler;
 mod http2;
 mod linger;
+pub mod pool;
 mod preface;
 pub mod runtime;
 mod server;

@@ -7,5 +7,6 @@
 
 mod bench;
 mod convert;
+mod pool;
 mod server;
 mod tape;

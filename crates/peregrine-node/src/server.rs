@@ -17,6 +17,7 @@ use peregrine_core::{
 };
 
 use crate::convert::{self, js_error};
+use crate::pool::WorkerPool;
 use crate::tape::Tape;
 
 /// Options as the TS package passes them, already validated there.
@@ -45,6 +46,9 @@ pub struct NativeServerOptions {
     pub add_server_header: bool,
     pub http2: NativeHttp2Limits,
     pub tls: Option<NativeTlsOptions>,
+    /// JS worker threads that serve the requests (the `workers` option); each attaches
+    /// with `NativeServer.attach`. None: this server's own thread serves them.
+    pub workers: Option<u32>,
 }
 
 /// limits.minRequestBodyDataRate / minResponseDataRate, validated by the TS package.
@@ -150,13 +154,24 @@ type WakeFn = ThreadsafeFunction<(), (), (), napi::Status, false>;
 
 /// Wakes the JS thread through a threadsafe function. It holds the event loop open
 /// while the server runs, as node:http's listening socket does.
-struct JsWake {
+pub(crate) struct JsWake {
     tsfn: Mutex<Option<WakeFn>>,
-    stopped: AtomicBool,
+    pub(crate) stopped: AtomicBool,
 }
 
 impl JsWake {
-    fn wake(&self) {
+    pub(crate) fn new() -> JsWake {
+        JsWake {
+            tsfn: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    fn set(&self, tsfn: Option<WakeFn>) {
+        *self.tsfn.lock().unwrap_or_else(|e| e.into_inner()) = tsfn;
+    }
+
+    pub(crate) fn wake(&self) {
         let guard = self.tsfn.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tsfn) = guard.as_ref() {
             tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
@@ -164,7 +179,7 @@ impl JsWake {
     }
 }
 
-struct SharedWake(Arc<JsWake>);
+pub(crate) struct SharedWake(pub(crate) Arc<JsWake>);
 
 impl Wake for SharedWake {
     fn wake(&self) {
@@ -179,6 +194,10 @@ pub struct NativeServer {
     pub(crate) bridge: Arc<Bridge>,
     running: Option<Arc<RunningServer>>,
     on_wake: Option<napi::bindgen_prelude::FunctionRef<(), ()>>,
+    /// With the `workers` option: the pool the listener hands requests to.
+    workers: Option<Arc<WorkerPool>>,
+    /// On a worker thread: the pool and the index of the host this handle serves.
+    attached: Option<(Arc<WorkerPool>, usize)>,
 }
 
 #[napi]
@@ -216,10 +235,11 @@ impl NativeServer {
             http2: http2_limits(&options.http2),
         };
         let tls = options.tls.map(tls_options).transpose()?;
-        let wake = Arc::new(JsWake {
-            tsfn: Mutex::new(None),
-            stopped: AtomicBool::new(false),
-        });
+        let workers = options
+            .workers
+            .filter(|n| *n > 0)
+            .map(|n| WorkerPool::register(n as usize, limits.max_response_buffer_size));
+        let wake = Arc::new(JsWake::new());
         let runtime = peregrine_core::runtime::shared();
         let bridge = Bridge::new(
             SharedWake(wake.clone()),
@@ -237,6 +257,59 @@ impl NativeServer {
             bridge,
             running: None,
             on_wake: Some(on_wake.create_ref()?),
+            workers,
+            attached: None,
+        })
+    }
+
+    /// The token workers attach with, when the server has the `workers` option.
+    #[napi(getter)]
+    pub fn pool_token(&self) -> Option<u32> {
+        self.workers.as_ref().map(|pool| pool.token)
+    }
+
+    /// On a worker thread: a handle that serves host `index` of the pool `token`.
+    /// Requests start coming once it is made; `onWake` works as for the constructor.
+    #[napi(factory)]
+    pub fn attach(
+        env: Env,
+        token: u32,
+        index: u32,
+        on_wake: Function<(), ()>,
+    ) -> napi::Result<NativeServer> {
+        let pool = WorkerPool::find(token).ok_or_else(|| {
+            napi::Error::from_reason(format!(
+                "PEREGRINE_SERVER_STOPPED: there is no running server with worker pool {token}"
+            ))
+        })?;
+        let index = index as usize;
+        let host = pool.pool.hosts().get(index).ok_or_else(|| {
+            napi::Error::from_reason(format!(
+                "PEREGRINE_INVALID_OPTION: worker {index} is not in a pool of {}",
+                pool.wakes.len()
+            ))
+        })?;
+        let wake = pool.wakes[index].clone();
+        let tsfn: WakeFn = on_wake
+            .build_threadsafe_function()
+            .build_callback(|_| Ok(()))?;
+        wake.set(Some(tsfn));
+        host.ready.store(true, Ordering::Release);
+        // Requests may have queued before this worker was ready.
+        wake.wake();
+        let on_exit = (pool.clone(), index, wake.clone());
+        env.add_env_cleanup_hook(on_exit, |(pool, index, wake)| {
+            pool.detach(index);
+            wake.set(None);
+        })?;
+        Ok(NativeServer {
+            options: None,
+            wake,
+            bridge: host.bridge.clone(),
+            running: None,
+            on_wake: None,
+            workers: None,
+            attached: Some((pool, index)),
         })
     }
 
@@ -255,15 +328,18 @@ impl NativeServer {
             .build_callback(|_| Ok(()))?;
         *self.wake.tsfn.lock().unwrap_or_else(|e| e.into_inner()) = Some(tsfn);
         let runtime = peregrine_core::runtime::shared();
-        let running = Server::start(options, Arc::new(self.bridge.clone()), runtime.handle())
-            .map_err(|e| {
-                self.wake
-                    .tsfn
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take();
-                js_error(e)
-            })?;
+        let started = match &self.workers {
+            Some(pool) => Server::start(options, pool.pool.clone(), runtime.handle()),
+            None => Server::start(options, Arc::new(self.bridge.clone()), runtime.handle()),
+        };
+        let running = started.map_err(|e| {
+            self.wake
+                .tsfn
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            js_error(e)
+        })?;
         let urls = running.urls().to_vec();
         let running = Arc::new(running);
         // A worker_thread that exits with its server still running must not leave
@@ -475,15 +551,39 @@ impl NativeServer {
     /// Stops gracefully; a `stopped` record on the tape reports the end.
     #[napi]
     pub fn stop(&self, timeout_ms: f64) {
+        let timeout = Duration::from_millis(timeout_ms.max(0.0) as u64);
+        if let Some((pool, index)) = &self.attached {
+            self.leave_pool(pool.clone(), *index, timeout);
+            return;
+        }
         let Some(running) = self.running.clone() else {
             self.wake.stopped.store(true, Ordering::Release);
             self.wake.wake();
             return;
         };
         let wake = self.wake.clone();
-        let timeout = Duration::from_millis(timeout_ms.max(0.0) as u64);
+        let workers = self.workers.clone();
         peregrine_core::runtime::shared().spawn(async move {
             running.stop(timeout).await;
+            if let Some(pool) = workers {
+                pool.stopped();
+            }
+            wake.stopped.store(true, Ordering::Release);
+            wake.wake();
+        });
+    }
+
+    /// A worker stops on its own while the server goes on: it takes no new requests,
+    /// and those in flight get `timeout` to finish before they are aborted.
+    fn leave_pool(&self, pool: Arc<WorkerPool>, index: usize, timeout: Duration) {
+        pool.pool.hosts()[index]
+            .ready
+            .store(false, Ordering::Release);
+        let bridge = self.bridge.clone();
+        let wake = self.wake.clone();
+        peregrine_core::runtime::shared().spawn(async move {
+            bridge.settle(timeout).await;
+            pool.detach(index);
             wake.stopped.store(true, Ordering::Release);
             wake.wake();
         });
@@ -492,12 +592,14 @@ impl NativeServer {
     /// Releases the wake-up function so the process may exit. Call after `stopped`.
     #[napi]
     pub fn close(&mut self) {
-        self.wake
-            .tsfn
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        self.wake.set(None);
         self.running = None;
+        if let Some(pool) = &self.workers {
+            pool.unregister();
+        }
+        if let Some((pool, index)) = &self.attached {
+            pool.detach(*index);
+        }
     }
 
     /// Requests in flight, for diagnostics and tests.

@@ -2,6 +2,8 @@ import path from "node:path";
 import { describeValue, ErrorCodes, InvalidOptionError, PeregrineError } from "../errors.js";
 import { IServerAddressesFeature } from "../features/index.js";
 import { createConsoleLogger, type Logger } from "../logging.js";
+import type { NativeServer } from "../native/native-server.js";
+import { validateWorkers, workerServerOptions } from "../native/workers.js";
 import { type EndpointOptions, validateEndpoints } from "../server/endpoints.js";
 import { type LimitsOptions, resolveShutdownTimeout } from "../server/limits.js";
 import type { IServer } from "../server/server.js";
@@ -47,6 +49,12 @@ export interface WebApplicationOptions {
   environment?: string;
   /** The app's folder, where createBuilder() reads peregrine.json. Default: the working directory. */
   contentRoot?: string;
+  /**
+   * Runs the pipeline in this many worker threads behind the native server's one
+   * listener; each loads the app's module again. Default: none, the main thread serves.
+   * docs/options.md, "workers".
+   */
+  workers?: number;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -60,6 +68,7 @@ const KNOWN_OPTIONS = new Set([
   "endpoints",
   "environment",
   "contentRoot",
+  "workers",
 ]);
 
 const LOG_METHODS = ["error", "warn", "info", "debug"] as const;
@@ -103,6 +112,12 @@ export function validateOptions(options: WebApplicationOptions): void {
       `logger = ${describeValue(logger)} is invalid: expected an object with ${LOG_METHODS.join(", ")} methods`,
     );
   }
+  if (options.workers !== undefined) {
+    validateWorkers(options.workers);
+    if (options.server !== undefined && options.server !== "native") {
+      throw new InvalidOptionError("workers", options.workers, 'needs the native server (server: "native" or unset)');
+    }
+  }
   const server = options.server;
   if (
     server !== undefined &&
@@ -140,6 +155,8 @@ export class WebApplication extends ApplicationBuilder {
   readonly logger: Logger;
   readonly environment: HostEnvironment;
   readonly #urls: string[];
+  /** True on a worker thread of the `workers` option: the main thread listens and logs. */
+  readonly #isWorker: boolean;
   #state: "created" | "starting" | "started" | "stopping" | "stopped" = "created";
   #stopping: Promise<void> | undefined;
 
@@ -156,10 +173,14 @@ export class WebApplication extends ApplicationBuilder {
       outOfProcess !== undefined
         ? [outOfProcessUrl(outOfProcess)]
         : resolveUrls(options.urls, (options.endpoints?.length ?? 0) > 0);
+    const workers = workerServerOptions(options.workers);
+    this.#isWorker = workers !== undefined && "attach" in workers;
+    if (this.#isWorker) this.#urls = [];
     const server = options.server;
     this.server =
       server === undefined || isServerName(server)
-        ? selectServer(server, {
+        ? selectServer(workers !== undefined ? "native" : server, {
+            ...workers,
             ...(options.limits !== undefined ? { limits: options.limits } : {}),
             ...(options.tls !== undefined ? { tls: options.tls } : {}),
             ...(options.endpoints !== undefined && outOfProcess === undefined ? { endpoints: options.endpoints } : {}),
@@ -207,6 +228,7 @@ export class WebApplication extends ApplicationBuilder {
       throw error;
     }
     this.#state = "started";
+    if (this.#isWorker) return;
     for (const url of this.urls) this.logger.info({}, `Now listening on: ${url}`);
     this.logger.info({}, `Hosting environment: ${this.environment.name}`);
     this.logger.info({}, `Content root path: ${this.environment.contentRootPath}`);
@@ -232,7 +254,7 @@ export class WebApplication extends ApplicationBuilder {
     }
     this.#stopping ??= (async () => {
       this.#state = "stopping";
-      this.logger.info({}, "Application is shutting down...");
+      if (!this.#isWorker) this.logger.info({}, "Application is shutting down...");
       await this.server.stop(signal);
       this.#state = "stopped";
     })();
@@ -242,6 +264,12 @@ export class WebApplication extends ApplicationBuilder {
   /** Starts, waits for SIGINT or SIGTERM, then stops gracefully. */
   async run(): Promise<void> {
     await this.start();
+    if (this.#isWorker) {
+      // A worker's server ends when the main thread stops the listener.
+      await (this.server as NativeServer).ended;
+      await this.stop();
+      return;
+    }
     this.logger.info({}, "Application started. Press Ctrl+C to shut down.");
     await new Promise<void>((resolve) => {
       const onSignal = () => {

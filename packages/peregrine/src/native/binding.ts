@@ -35,6 +35,8 @@ export interface NativeServerOptions {
   };
   tls?: NativeTlsOptions;
 }
+  /** Worker threads that serve the requests; each attaches with NativeServer.attach. */
+  workers?: number;
 
 /** The addon's NativeServer class (crates/peregrine-node/src/server.rs). */
 export interface NativeServerHandle {
@@ -47,10 +49,10 @@ export interface NativeServerHandle {
     body: string | Uint8Array | null | undefined,
     reason?: string | undefined,
   ): void;
-  startResponse(id: number, status: number, headers: string, reason?: string | undefined): void;
   /** Whole responses: see ResponseBatch. Returns refusals for the log, or null. */
   respondBatch(records: Buffer, bodies: (string | Uint8Array | undefined)[]): string | null;
   /** 0: go on; 1: buffer full, wait for write-ready; 2: closed. */
+  startResponse(id: number, status: number, headers: string, reason?: string | undefined): void;
   write(id: number, chunk: string | Uint8Array): number;
   finish(id: number, trailers: string): void;
   abort(id: number): void;
@@ -63,6 +65,8 @@ export interface NativeServerHandle {
   close(): void;
   readonly inFlight: number;
   stats(): {
+  /** With the workers option: the token workers attach with. */
+  readonly poolToken: number | null;
     currentConnections: number;
     totalConnections: number;
     totalRequests: number;
@@ -71,7 +75,11 @@ export interface NativeServerHandle {
 }
 
 export interface NativeBinding {
-  NativeServer: new (options: NativeServerOptions, onWake: () => void) => NativeServerHandle;
+  NativeServer: {
+    new (options: NativeServerOptions, onWake: () => void): NativeServerHandle;
+    /** On a worker thread: serve host `index` of the pool `token`. */
+    attach(token: number, index: number, onWake: () => void): NativeServerHandle;
+  };
 }
 
 let cached: NativeBinding | undefined;

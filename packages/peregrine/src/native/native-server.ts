@@ -15,6 +15,10 @@ import { loadNativeBinding, type NativeServerHandle } from "./binding.js";
 import { type ExchangeOwner, NativeExchange } from "./exchange.js";
 import { ResponseBatch } from "./response-batch.js";
 import { type Rejection, type RequestRecord, readTape, type TapeSink, type TlsRecord } from "./tape.js";
+import { reportWorkerReady, type WorkerAssignment, WorkerGroup } from "./workers.js";
+
+/** Milliseconds workers get to exit after the server stopped, before they are terminated. */
+const WORKER_EXIT_TIMEOUT = 5000;
 
 /** NativeServer.stats: counters since the server started. */
 export interface ServerStats {
@@ -37,6 +41,13 @@ export interface NativeServerOptions {
   /** Adds `Server: Peregrine` to responses. Default true. */
   addServerHeader?: boolean;
   logger?: Logger;
+  /**
+   * Serve the requests in `count` worker threads, each running `entry` (the app's
+   * module), behind this server's one listener. docs/options.md, `workers`.
+   */
+  workers?: { count: number; entry: string };
+  /** On a worker thread started by `workers`: attach to the listener's pool. */
+  attach?: WorkerAssignment;
 }
 
 /**
@@ -59,8 +70,20 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
   readonly responses = new ResponseBatch((records, bodies) => this.#sendResponses(records, bodies));
   #application: IHttpApplication<unknown> | undefined;
   #stopped: { promise: Promise<void>; resolve: () => void } | undefined;
+  readonly #workers: { count: number; entry: string } | undefined;
+  readonly #attach: WorkerAssignment | undefined;
+  #workerGroup: WorkerGroup | undefined;
+  readonly #ended: { promise: Promise<void>; resolve: () => void };
+  #hasEnded = false;
 
   constructor(options: NativeServerOptions = {}) {
+    this.#workers = options.workers;
+    this.#attach = options.attach;
+    let resolveEnded!: () => void;
+    const ended = new Promise<void>((resolve) => {
+      resolveEnded = resolve;
+    });
+    this.#ended = { promise: ended, resolve: resolveEnded };
     this.#limits = resolveLimits(options.limits);
     this.#shutdownTimeout = resolveShutdownTimeout(options.shutdownTimeout);
     this.#addServerHeader = options.addServerHeader ?? true;
@@ -94,9 +117,28 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
     return this.#exchanges.size;
   }
 
+  /**
+   * Resolves once the server has stopped, whoever stopped it: on a worker thread,
+   * the main thread stopping the listener ends the worker's server too.
+   */
+  get ended(): Promise<void> {
+    return this.#ended.promise;
+  }
+
   async start<TContext>(application: IHttpApplication<TContext>): Promise<void> {
     if (this.#handle !== undefined) throw new Error("the native server was already started");
     const binding = loadNativeBinding();
+    if (this.#attach !== undefined) {
+      const { token, index } = this.#attach;
+      try {
+        this.#handle = binding.NativeServer.attach(token, index, () => this.#onWake());
+      } catch (error) {
+        throw fromNativeError(error);
+      }
+      this.#application = application as IHttpApplication<unknown>;
+      reportWorkerReady();
+      return;
+    }
     const urls = [...this.#addresses, ...this.#endpoints.map((e) => e.url)];
     const protocols = [
       ...this.#addresses.map(() => "http1AndHttp2"),
@@ -124,6 +166,7 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
           protocols,
           http2: { ...h2, keepAlivePingDelay: h2.keepAlivePingDelay ?? -1 },
           ...(this.#tls !== undefined ? { tls: this.#tls } : {}),
+          ...(this.#workers !== undefined ? { workers: this.#workers.count } : {}),
         },
         () => this.#onWake(),
       );
@@ -134,6 +177,16 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
     this.#handle = handle;
     this.#application = application as IHttpApplication<unknown>;
     this.#addresses.splice(0, this.#addresses.length, ...bound);
+    if (this.#workers !== undefined && handle.poolToken !== null) {
+      const group = new WorkerGroup(this.#workers.entry, handle.poolToken, this.#workers.count, this.logger);
+      this.#workerGroup = group;
+      try {
+        await group.start();
+      } catch (error) {
+        await this.stop();
+        throw error;
+      }
+    }
   }
 
   /**
@@ -156,7 +209,7 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
 
   stop(signal?: AbortSignal): Promise<void> {
     const handle = this.#handle;
-    if (handle === undefined) return Promise.resolve();
+    if (handle === undefined || (this.#hasEnded && this.#stopped === undefined)) return Promise.resolve();
     if (this.#stopped === undefined) {
       let resolve!: () => void;
       const promise = new Promise<void>((r) => {
@@ -167,7 +220,11 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
       handle.stop(timeout);
       signal?.addEventListener("abort", () => handle.stop(0), { once: true });
     }
-    return this.#stopped.promise;
+    const group = this.#workerGroup;
+    // Workers exit once their servers have ended with this one.
+    return group === undefined
+      ? this.#stopped.promise
+      : this.#stopped.promise.then(() => group.stop(WORKER_EXIT_TIMEOUT));
   }
 
   #onWake(): void {
@@ -256,6 +313,8 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
     this.#tlsConnections.clear();
     this.#handle?.close();
     this.#stopped?.resolve();
+    this.#hasEnded = true;
+    this.#ended.resolve();
   }
 }
 

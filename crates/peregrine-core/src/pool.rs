@@ -1,0 +1,93 @@
+//! Serving one listener from several hosts: the `workers` option, where each host is
+//! a JS worker thread with its own [`Bridge`].
+//!
+//! The I/O threads parse every connection; each request goes to the host with the
+//! fewest exchanges in flight, so a worker stuck in a slow handler stops getting new
+//! work while the others go on. Requests of one connection may go to different hosts.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::bridge::Bridge;
+use crate::connection::ConnectionInfo;
+use crate::guard::Rejection;
+use crate::handler::{Abort, Handler, Request, Response};
+
+/// One host of a pool.
+pub struct PoolHost {
+    pub bridge: Arc<Bridge>,
+    /// False until the host is ready for requests, and again once it has gone. While
+    /// no host is ready, requests queue on the least busy one.
+    pub ready: AtomicBool,
+}
+
+pub struct HostPool {
+    hosts: Vec<PoolHost>,
+    /// Where the search for the least busy host starts: rotating it spreads requests
+    /// over hosts that are equally busy (all idle, say) instead of piling on the first.
+    next: AtomicUsize,
+}
+
+impl HostPool {
+    /// A pool over `bridges`, none of them ready yet.
+    pub fn new(bridges: Vec<Arc<Bridge>>) -> HostPool {
+        assert!(!bridges.is_empty(), "a host pool needs at least one host");
+        HostPool {
+            hosts: bridges
+                .into_iter()
+                .map(|bridge| PoolHost {
+                    bridge,
+                    ready: AtomicBool::new(false),
+                })
+                .collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn hosts(&self) -> &[PoolHost] {
+        &self.hosts
+    }
+
+    /// The host a new request goes to.
+    fn pick(&self) -> &Arc<Bridge> {
+        let count = self.hosts.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % count;
+        let mut best: Option<(&PoolHost, usize)> = None;
+        for offset in 0..count {
+            let host = &self.hosts[(start + offset) % count];
+            if !host.ready.load(Ordering::Acquire) {
+                continue;
+            }
+            let load = host.bridge.in_flight();
+            if best.is_none_or(|(_, least)| load < least) {
+                best = Some((host, load));
+            }
+        }
+        match best {
+            Some((host, _)) => &host.bridge,
+            None => &self.hosts[start].bridge,
+        }
+    }
+}
+
+impl Handler for HostPool {
+    async fn call(&self, request: Request) -> Result<Response, Abort> {
+        self.pick().call(request).await
+    }
+
+    fn connection_closed(&self, connection: &ConnectionInfo) {
+        for host in &self.hosts {
+            host.bridge.connection_closed(connection);
+        }
+    }
+
+    fn rejected(&self, reason: Rejection, connection: &ConnectionInfo) {
+        // One log event per refusal: the first ready host logs it.
+        let host = self
+            .hosts
+            .iter()
+            .find(|h| h.ready.load(Ordering::Acquire))
+            .unwrap_or(&self.hosts[0]);
+        host.bridge.rejected(reason, connection);
+    }
+}
