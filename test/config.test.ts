@@ -1,9 +1,11 @@
 // Configuration: the five sources and their order, environment variables' names,
 // validation messages, unknown keys, the environment, and certificates from files.
+import { X509Certificate } from "node:crypto";
 import fs from "node:fs";
 import https from "node:https";
 import os from "node:os";
 import path from "node:path";
+import tls from "node:tls";
 import { type Logger, silentLogger, WebApplication as WebApp, type WebApplication } from "peregrine";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -338,6 +340,51 @@ describe("certificates from configuration", () => {
     });
     expect(body).toBe("ok");
   });
+
+  /** The fingerprint of the certificate a TLS server presents. */
+  function servedFingerprint(url: string): Promise<string> {
+    const { hostname, port } = new URL(url);
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({ host: hostname, port: Number(port), rejectUnauthorized: false }, () => {
+        resolve(socket.getPeerCertificate().fingerprint256);
+        socket.end();
+      });
+      socket.on("error", reject);
+    });
+  }
+
+  for (const kind of ["native", "node"] as const) {
+    it.runIf(haveOpenssl)(`gives an endpoint its own certificate on the ${kind} server`, async () => {
+      const c = certs as TestCertificates;
+      setEnv({});
+      const dir = appFolder({ "server.crt": c.server.cert, "server.key": c.server.key });
+      fs.writeFileSync(path.join(dir, "api.crt"), c.api.cert);
+      fs.writeFileSync(path.join(dir, "api.key"), c.api.key);
+      fs.writeFileSync(
+        path.join(dir, "peregrine.json"),
+        JSON.stringify({
+          server: {
+            kind,
+            certificates: { default: { path: "server.crt", keyPath: "server.key" } },
+            endpoints: {
+              shared: { url: "https://127.0.0.1:0" },
+              api: { url: "https://127.0.0.1:0", certificate: { path: "api.crt", keyPath: "api.key" } },
+            },
+          },
+        }),
+      );
+      const app = WebApp.createBuilder([], { contentRoot: dir, logger: silentLogger }).build();
+      await started(app);
+      const [shared, api] = app.urls as [string, string];
+      const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
+      expect(await servedFingerprint(shared)).toBe(fingerprint(c.server.cert));
+      expect(await servedFingerprint(api)).toBe(fingerprint(c.api.cert));
+      // Reloading replaces the default certificates only.
+      app.reloadTls({ cert: c.reloaded.cert, key: c.reloaded.key });
+      expect(await servedFingerprint(shared)).toBe(fingerprint(c.reloaded.cert));
+      expect(await servedFingerprint(api)).toBe(fingerprint(c.api.cert));
+    });
+  }
 
   it.runIf(haveOpenssl)("names the key and the path of a missing or unusable file", () => {
     const c = certs as TestCertificates;

@@ -118,6 +118,10 @@ pub struct ServerOptions {
     pub add_server_header: bool,
     /// Certificates and client-certificate policy for the https endpoints.
     pub tls: Option<TlsOptions>,
+    /// Endpoints' own certificates, by position in `endpoints`: an https endpoint with
+    /// `Some` serves them instead of `tls`, and `reload_tls` leaves it alone. Missing
+    /// entries are `None`.
+    pub endpoint_tls: Vec<Option<TlsOptions>>,
 }
 
 impl Default for ServerOptions {
@@ -127,6 +131,7 @@ impl Default for ServerOptions {
             limits: Limits::default(),
             add_server_header: true,
             tls: None,
+            endpoint_tls: Vec::new(),
         }
     }
 }
@@ -149,12 +154,13 @@ impl Server {
         }
         let _enter = runtime.enter();
         let tls = start_tls(&options)?;
-        let mut bound: Vec<(Listener, &Endpoint)> = Vec::new();
-        for endpoint in &options.endpoints {
+        let endpoint_tls = endpoints_tls(&options, &tls)?;
+        let mut bound: Vec<(Listener, &Endpoint, Option<Arc<Tls>>)> = Vec::new();
+        for (endpoint, tls) in options.endpoints.iter().zip(endpoint_tls) {
             if let BindHost::Unix(path) = &endpoint.host {
                 let socket = transport::bind_unix(path)
                     .map_err(|e| bind_error(endpoint, &format!("unix:{}", path.display()), e))?;
-                bound.push((Listener::Unix(socket), endpoint));
+                bound.push((Listener::Unix(socket), endpoint, tls));
                 continue;
             }
             let mut port = endpoint.port;
@@ -163,7 +169,7 @@ impl Server {
                 match transport::bind_tcp(addr) {
                     Ok(listener) => {
                         port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
-                        bound.push((Listener::Tcp(listener), endpoint));
+                        bound.push((Listener::Tcp(listener), endpoint, tls.clone()));
                     }
                     // `localhost` binds IPv6 too when the machine has it, like Kestrel.
                     Err(e) if i > 0 && e.kind() == io::ErrorKind::AddrNotAvailable => {}
@@ -177,7 +183,7 @@ impl Server {
         let tracker = TaskTracker::new();
         let stats = Arc::new(ServerStats::default());
         let mut urls = Vec::new();
-        for (listener, endpoint) in bound {
+        for (listener, endpoint, tls) in bound {
             let url = listener
                 .url(endpoint.scheme)
                 .map_err(|e| bind_error(endpoint, &endpoint.url, e))?;
@@ -190,9 +196,6 @@ impl Server {
                 stats: stats.clone(),
                 guard: Arc::new(GuardSettings::from_limits(&options.limits)),
             });
-            let tls = (endpoint.scheme == Scheme::Https)
-                .then(|| tls.clone())
-                .flatten();
             tracker.spawn(accept_loop(
                 listener,
                 settings,
@@ -207,7 +210,7 @@ impl Server {
             urls,
             stats,
             tls,
-            tls_endpoints: https_endpoints(&options.endpoints),
+            tls_endpoints: https_endpoints(&default_tls_endpoints(&options)),
             shutdown,
             abort,
             tracker,
@@ -228,12 +231,24 @@ fn https_endpoints(endpoints: &[Endpoint]) -> String {
     }
 }
 
-/// Loads the certificates when any endpoint is https.
+/// The https endpoints that serve the default certificates (`tls`), not their own.
+fn default_tls_endpoints(options: &ServerOptions) -> Vec<Endpoint> {
+    options
+        .endpoints
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| matches!(options.endpoint_tls.get(*i), None | Some(None)))
+        .map(|(_, e)| e.clone())
+        .collect()
+}
+
+/// Loads the default certificates when an https endpoint has none of its own.
 fn start_tls(options: &ServerOptions) -> Result<Option<Arc<Tls>>, Error> {
-    if !options.endpoints.iter().any(|e| e.scheme == Scheme::Https) {
+    let endpoints = default_tls_endpoints(options);
+    if !endpoints.iter().any(|e| e.scheme == Scheme::Https) {
         return Ok(None);
     }
-    let names = https_endpoints(&options.endpoints);
+    let names = https_endpoints(&endpoints);
     let Some(tls) = &options.tls else {
         return Err(Error::new(
             ErrorCode::TlsNotConfigured,
@@ -243,6 +258,26 @@ fn start_tls(options: &ServerOptions) -> Result<Option<Arc<Tls>>, Error> {
         ));
     };
     Ok(Some(Arc::new(Tls::new(tls, &names)?)))
+}
+
+/// Each endpoint's TLS: its own certificates, the default ones, or none for http.
+fn endpoints_tls(
+    options: &ServerOptions,
+    default: &Option<Arc<Tls>>,
+) -> Result<Vec<Option<Arc<Tls>>>, Error> {
+    let mut all = Vec::with_capacity(options.endpoints.len());
+    for (i, endpoint) in options.endpoints.iter().enumerate() {
+        let tls = match options.endpoint_tls.get(i) {
+            _ if endpoint.scheme != Scheme::Https => None,
+            Some(Some(own)) => Some(Arc::new(Tls::new(
+                own,
+                &format!("endpoint \"{}\"", endpoint.url),
+            )?)),
+            _ => default.clone(),
+        };
+        all.push(tls);
+    }
+    Ok(all)
 }
 
 fn bind_error(endpoint: &Endpoint, addr: &str, e: io::Error) -> Error {

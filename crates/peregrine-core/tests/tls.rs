@@ -385,3 +385,82 @@ async fn start_fails_with_a_code_naming_the_endpoint_and_the_problem() {
     .expect("https without tls fails");
     assert_eq!(error.code, ErrorCode::TlsNotConfigured);
 }
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn endpoints_with_their_own_certificates_keep_them_across_reloads() {
+    let ca = ca();
+    let default = issue(&ca, &["127.0.0.1"], false, false);
+    let own = issue(&ca, &["127.0.0.1"], false, false);
+    let reloaded = issue(&ca, &["127.0.0.1"], false, false);
+    let endpoints = vec![
+        Endpoint::parse("https://127.0.0.1:0").unwrap(),
+        Endpoint::parse("https://127.0.0.1:0").unwrap(),
+    ];
+    let server = Server::start(
+        ServerOptions {
+            endpoints,
+            tls: Some(TlsOptions {
+                default: Some(default.clone()),
+                ..TlsOptions::default()
+            }),
+            endpoint_tls: vec![
+                None,
+                Some(TlsOptions {
+                    default: Some(own.clone()),
+                    ..TlsOptions::default()
+                }),
+            ],
+            ..ServerOptions::default()
+        },
+        Arc::new(Describe),
+        &tokio::runtime::Handle::current(),
+    )
+    .unwrap();
+    let (shared, separate) = (port_of(&server.urls()[0]), port_of(&server.urls()[1]));
+    let client = Client::new(&ca);
+    assert_eq!(
+        client.get(shared, "127.0.0.1").await.unwrap().0,
+        der(&default)
+    );
+    assert_eq!(
+        client.get(separate, "127.0.0.1").await.unwrap().0,
+        der(&own)
+    );
+    server
+        .reload_tls(&TlsOptions {
+            default: Some(reloaded.clone()),
+            ..TlsOptions::default()
+        })
+        .unwrap();
+    assert_eq!(
+        client.get(shared, "127.0.0.1").await.unwrap().0,
+        der(&reloaded)
+    );
+    assert_eq!(
+        client.get(separate, "127.0.0.1").await.unwrap().0,
+        der(&own)
+    );
+    server.stop(Duration::from_secs(1)).await;
+
+    // When every https endpoint has its own certificates, `tls` is not needed.
+    let server = Server::start(
+        ServerOptions {
+            endpoints: vec![Endpoint::parse("https://127.0.0.1:0").unwrap()],
+            endpoint_tls: vec![Some(TlsOptions {
+                default: Some(own.clone()),
+                ..TlsOptions::default()
+            })],
+            ..ServerOptions::default()
+        },
+        Arc::new(Describe),
+        &tokio::runtime::Handle::current(),
+    )
+    .unwrap();
+    let port = port_of(&server.urls()[0]);
+    assert_eq!(client.get(port, "127.0.0.1").await.unwrap().0, der(&own));
+    server.stop(Duration::from_secs(1)).await;
+}

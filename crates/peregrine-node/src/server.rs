@@ -46,6 +46,8 @@ pub struct NativeServerOptions {
     pub add_server_header: bool,
     pub http2: NativeHttp2Limits,
     pub tls: Option<NativeTlsOptions>,
+    /// Endpoints' own certificates, one per URL; null uses `tls`.
+    pub endpoint_tls: Option<Vec<Option<NativeTlsOptions>>>,
     /// JS worker threads that serve the requests (the `workers` option); each attaches
     /// with `NativeServer.attach`. None: this server's own thread serves them.
     pub workers: Option<u32>,
@@ -235,6 +237,12 @@ impl NativeServer {
             http2: http2_limits(&options.http2),
         };
         let tls = options.tls.map(tls_options).transpose()?;
+        let endpoint_tls = options
+            .endpoint_tls
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t.map(tls_options).transpose())
+            .collect::<napi::Result<Vec<_>>>()?;
         let workers = options
             .workers
             .filter(|n| *n > 0)
@@ -252,6 +260,7 @@ impl NativeServer {
                 limits,
                 add_server_header: options.add_server_header,
                 tls,
+                endpoint_tls,
             }),
             wake,
             bridge,

@@ -34,9 +34,11 @@ export interface NativeServerOptions {
     keepAlivePingTimeout: number;
   };
   tls?: NativeTlsOptions;
-}
+  /** Endpoints' own certificates, one per URL; null uses `tls`. */
+  endpointTls?: (NativeTlsOptions | null)[];
   /** Worker threads that serve the requests; each attaches with NativeServer.attach. */
   workers?: number;
+}
 
 /** The addon's NativeServer class (crates/peregrine-node/src/server.rs). */
 export interface NativeServerHandle {

@@ -144,6 +144,10 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
       ...this.#addresses.map(() => "http1AndHttp2"),
       ...this.#endpoints.map((e) => e.protocols ?? "http1AndHttp2"),
     ];
+    const endpointTls = [
+      ...this.#addresses.map(() => null),
+      ...this.#endpoints.map((e) => (e.tls === undefined ? null : toNativeTlsOptions(e.tls))),
+    ];
     const h2 = this.#limits.http2;
     let handle: NativeServerHandle;
     let bound: string[];
@@ -166,6 +170,7 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
           protocols,
           http2: { ...h2, keepAlivePingDelay: h2.keepAlivePingDelay ?? -1 },
           ...(this.#tls !== undefined ? { tls: this.#tls } : {}),
+          ...(endpointTls.some((t) => t !== null) ? { endpointTls } : {}),
           ...(this.#workers !== undefined ? { workers: this.#workers.count } : {}),
         },
         () => this.#onWake(),

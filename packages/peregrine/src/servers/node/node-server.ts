@@ -67,6 +67,16 @@ interface Listener {
   server: AnyServer;
   transport: Transport;
   url: string;
+  /** True when the endpoint has its own certificates: reloadTls() leaves it alone. */
+  ownTls: boolean;
+}
+
+/** An endpoint to bind, with the TLS settings of its connections when it is https. */
+interface Binding {
+  endpoint: EndpointUrl;
+  protocols: HttpProtocols;
+  /** The endpoint's own `tls`; undefined for the server's `tls` option. */
+  ownTls: TlsOptions | undefined;
 }
 
 /**
@@ -168,17 +178,30 @@ export class NodeServer implements IServer, NodeExchangeOwner {
 
   async start<TContext>(application: IHttpApplication<TContext>): Promise<void> {
     if (this.#started) throw new PeregrineError(ErrorCodes.ALREADY_STARTED, "the node server was already started");
-    const endpoints: [EndpointUrl, HttpProtocols][] = [
-      ...this.#addresses.map((url): [EndpointUrl, HttpProtocols] => [parseEndpointUrl(url), "http1AndHttp2"]),
-      ...this.#endpoints.map((e): [EndpointUrl, HttpProtocols] => [
-        parseEndpointUrl(e.url),
-        e.protocols ?? "http1AndHttp2",
-      ]),
+    const endpoints: Binding[] = [
+      ...this.#addresses.map(
+        (url): Binding => ({ endpoint: parseEndpointUrl(url), protocols: "http1AndHttp2", ownTls: undefined }),
+      ),
+      ...this.#endpoints.map(
+        (e): Binding => ({
+          endpoint: parseEndpointUrl(e.url),
+          protocols: e.protocols ?? "http1AndHttp2",
+          ownTls: e.tls,
+        }),
+      ),
     ];
     if (endpoints.length === 0) {
       throw new PeregrineError(ErrorCodes.NO_ENDPOINTS, "no endpoints to listen on: give at least one URL");
     }
-    const secure = endpoints.filter(([e]) => e.scheme === "https").map(([e]) => `"${e.url}"`);
+    const secure = endpoints
+      .filter((b) => b.endpoint.scheme === "https" && b.ownTls === undefined)
+      .map((b) => `"${b.endpoint.url}"`);
+    // Endpoints with their own certificates are checked first, each naming itself.
+    const own = new Map(
+      endpoints
+        .filter((b) => b.endpoint.scheme === "https" && b.ownTls !== undefined)
+        .map((b) => [b, nodeTlsSettings(b.ownTls as TlsOptions, `"${b.endpoint.url}"`)]),
+    );
     if (secure.length > 0) {
       if (this.#tlsOptions === undefined) {
         throw new PeregrineError(
@@ -191,8 +214,10 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     this.#started = true;
     this.#application = application as IHttpApplication<unknown>;
     try {
-      for (const [endpoint, protocols] of endpoints)
-        await this.#bind(endpoint, transportFor(endpoint.scheme, protocols));
+      for (const binding of endpoints) {
+        const { endpoint, protocols } = binding;
+        await this.#bind(endpoint, transportFor(endpoint.scheme, protocols), own.get(binding) ?? this.#tls);
+      }
     } catch (error) {
       // Nothing stays bound when any endpoint fails, as with the native server.
       await Promise.all(this.#listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve()))));
@@ -209,7 +234,7 @@ export class NodeServer implements IServer, NodeExchangeOwner {
    */
   reloadTls(tls: TlsOptions): void {
     const secure = this.#listeners.filter(
-      (l) => l.transport === "https" || l.transport === "h2" || l.transport === "https+h2",
+      (l) => !l.ownTls && (l.transport === "https" || l.transport === "h2" || l.transport === "https+h2"),
     );
     const next = nodeTlsSettings(tls, secure.map((l) => `"${l.url}"`).join(", ") || "the https endpoints");
     this.#tlsOptions = tls;
@@ -222,21 +247,22 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     this.#tls.contexts = next.contexts;
   }
 
-  async #bind(endpoint: EndpointUrl, transport: Transport): Promise<void> {
+  async #bind(endpoint: EndpointUrl, transport: Transport, tls: NodeTlsSettings | undefined): Promise<void> {
+    const ownTls = tls !== undefined && tls !== this.#tls;
     const path = endpoint.socketPath;
     if (path !== undefined) {
-      const server = this.#createServer(transport);
+      const server = this.#createServer(transport, tls);
       try {
         await listenUnix(server as NetServer, path);
       } catch (error) {
         throw bindError(endpoint, "", 0, error as NodeJS.ErrnoException);
       }
-      this.#listeners.push({ server, transport, url: `unix:${path}` });
+      this.#listeners.push({ server, transport, url: `unix:${path}`, ownTls });
       return;
     }
     let port = endpoint.port;
     for (const [i, host] of endpoint.hosts.entries()) {
-      const server = this.#createServer(transport);
+      const server = this.#createServer(transport, tls);
       try {
         await listen(server, host, port);
       } catch (error) {
@@ -247,11 +273,11 @@ export class NodeServer implements IServer, NodeExchangeOwner {
       }
       const address = server.address();
       if (address !== null && typeof address === "object") port = address.port;
-      this.#listeners.push({ server, transport, url: urlFor(endpoint.scheme, host, port) });
+      this.#listeners.push({ server, transport, url: urlFor(endpoint.scheme, host, port), ownTls });
     }
   }
 
-  #createServer(transport: Transport): AnyServer {
+  #createServer(transport: Transport, tls: NodeTlsSettings | undefined): AnyServer {
     const limits = this.limits;
     const secure = transport === "https" || transport === "h2" || transport === "https+h2";
     let server: AnyServer;
@@ -263,7 +289,7 @@ export class NodeServer implements IServer, NodeExchangeOwner {
       case "https":
         server = https.createServer({
           ...httpServerOptions(limits),
-          ...secureServerOptions(this.#tls as NodeTlsSettings),
+          ...secureServerOptions(tls as NodeTlsSettings),
         });
         break;
       case "h2c":
@@ -273,7 +299,7 @@ export class NodeServer implements IServer, NodeExchangeOwner {
       case "https+h2":
         server = http2.createSecureServer({
           ...http2ServerOptions(limits),
-          ...secureServerOptions(this.#tls as NodeTlsSettings),
+          ...secureServerOptions(tls as NodeTlsSettings),
           allowHTTP1: transport === "https+h2",
         });
         break;
@@ -304,7 +330,7 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     );
     if (secure) {
       server.on("secureConnection", (socket: TLSSocket) => {
-        if (refusesPeer(this.#tls as NodeTlsSettings, socket)) socket.destroy();
+        if (refusesPeer(tls as NodeTlsSettings, socket)) socket.destroy();
       });
     }
     return server;
