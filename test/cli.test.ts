@@ -204,6 +204,8 @@ describe("peregrine run", () => {
     fs.writeFileSync(path.join(dir, "dist/ignored.js"), "");
     await new Promise((r) => setTimeout(r, 600));
     expect(run.lines.filter((l) => l.includes("changed; restarting")).length).toBe(1);
+    // A restart is not an exit: nothing waits for another change.
+    expect(run.lines.some((l) => l.includes("waiting for a file to change"))).toBe(false);
     run.child.kill("SIGTERM");
     expect(await run.exited).toBe(0);
   });

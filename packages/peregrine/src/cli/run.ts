@@ -66,6 +66,8 @@ function supervise(launch: AppLaunch): Promise<number> {
   const watch = launch.configuration === "Debug";
   let app = new AppProcess(launch);
   let stopping = false;
+  /** The app being stopped for a restart: its exit is expected. */
+  let replacing: AppProcess | undefined;
   let restarting: Promise<void> = Promise.resolve();
   return new Promise((resolve) => {
     const finish = (code: number) => {
@@ -77,7 +79,7 @@ function supervise(launch: AppLaunch): Promise<number> {
     };
     const follow = (current: AppProcess) => {
       void current.exited.then((code) => {
-        if (current !== app) return;
+        if (current !== app || current === replacing) return;
         if (watch && !stopping) {
           say(`the app exited with code ${code}; waiting for a file to change`);
           return;
@@ -100,9 +102,11 @@ function supervise(launch: AppLaunch): Promise<number> {
           restarting = restarting.then(async () => {
             if (stopping) return;
             say(`${file} changed; restarting the app`);
-            const previous = app;
-            await previous.stop();
-            if (stopping) return;
+            replacing = app;
+            const code = await app.stop();
+            replacing = undefined;
+            // A signal that came during the restart ends the run instead.
+            if (stopping) return finish(code);
             app = new AppProcess(launch);
             follow(app);
           });
