@@ -11,6 +11,9 @@ import { AppUnavailableError, sendUnavailable } from "./unavailable.js";
 /** Keep-alive connections to the app at most; more concurrent requests queue in the agent. */
 export const MAX_UPSTREAM_CONNECTIONS = 256;
 
+/** Responses declaring at most this many bytes are buffered and sent whole. */
+const WHOLE_RESPONSE_MAX = 64 * 1024;
+
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and the ones this hop owns; never forwarded either way. */
 const HOP_BY_HOP = new Set([
   "connection",
@@ -151,6 +154,34 @@ function copyResponseHead(ctx: HttpContext, upstream: http.IncomingMessage): voi
   }
 }
 
+/** A write to the client failed: the client is gone, and nobody is left to answer. */
+class ClientGone extends Error {}
+
+async function toClient(write: Promise<void>): Promise<void> {
+  try {
+    await write;
+  } catch (error) {
+    throw new ClientGone("the response could not be written to the client", { cause: error });
+  }
+}
+
+/**
+ * Relays the app's response body. One that declares at most WHOLE_RESPONSE_MAX bytes is
+ * sent whole, which costs one call into the server instead of one per chunk plus head
+ * and end; anything else streams chunk by chunk as the client takes it.
+ */
+async function relayBody(ctx: HttpContext, incoming: http.IncomingMessage): Promise<void> {
+  const response = ctx.response;
+  const length = Number(incoming.headers["content-length"]);
+  if (length <= WHOLE_RESPONSE_MAX) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of incoming) chunks.push(chunk as Buffer);
+    return toClient(response.end(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
+  }
+  for await (const chunk of incoming) await toClient(response.write(chunk as Buffer));
+  await toClient(response.end());
+}
+
 /**
  * Forwards requests to the app over loopback HTTP/1.1 with keep-alive, streaming both
  * bodies with backpressure. A client that goes away aborts the upstream request; an
@@ -205,8 +236,7 @@ export class Forwarder {
       // Later errors surface through the response stream.
       outgoing.on("error", () => {});
       copyResponseHead(ctx, incoming);
-      for await (const chunk of incoming) await ctx.response.write(chunk as Buffer);
-      await ctx.response.end();
+      await relayBody(ctx, incoming);
     } catch (error) {
       await this.#fail(ctx, error, upstream);
     } finally {
@@ -219,7 +249,10 @@ export class Forwarder {
 
   async #fail(ctx: HttpContext, error: unknown, upstream: Upstream): Promise<void> {
     // The client went away: nobody to answer.
-    if (ctx.signal.aborted) return;
+    if (ctx.signal.aborted || error instanceof ClientGone) {
+      this.#logger.debug({ err: error }, "The client went away while the application's response was forwarded");
+      return;
+    }
     // The client's body was refused at the edge (too slow, bad framing): the edge answers.
     if (error instanceof BadHttpRequestError) throw error;
     const fields = { code: ErrorCodes.HOST_APP_UNREACHABLE, pid: upstream.pid, err: error };
