@@ -106,6 +106,19 @@ export const SERVERS = [
     protocols: ["h2"],
     command: benchScript("node-http2.mjs"),
   },
+  {
+    // Only the hosting workload: the same app as "peregrine", one loopback hop further.
+    id: "peregrine-host",
+    label: "peregrine host (out-of-process)",
+    role: "peer",
+    protocols: ["http1"],
+    workloads: ["hosting"],
+    command: benchScript("peregrine-host.mjs"),
+    prepare: (root) =>
+      existsSync(path.join(root, "examples/hello/dist/main.js"))
+        ? needsBuild(root)
+        : "examples/hello/dist/main.js is missing: run `npm run build` first.",
+  },
   { id: "fastify", label: "fastify", role: "peer", protocols: ["http1"], command: benchScript("fastify.mjs") },
   {
     id: "hono",

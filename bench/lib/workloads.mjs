@@ -139,6 +139,18 @@ export const WORKLOADS = [
     targets: [{ min: 1.5 }],
   },
   {
+    id: "hosting",
+    title: "Hosting models: in-process against behind `peregrine host` (HTTP/1.1 GET /)",
+    short: "out-of-process (GET /)",
+    protocol: "http1",
+    path: "/",
+    baseline: "peregrine",
+    metric: METRICS.rps,
+    servers: ["peregrine", "peregrine-host"],
+    measure: wrk("report.lua"),
+    targets: [],
+  },
+  {
     id: "idle",
     title: "10,000 idle keep-alive connections: server RSS growth",
     short: "idle conns (RSS, lower is better)",
