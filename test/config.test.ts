@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
 import { type Logger, silentLogger, WebApplication as WebApp, type WebApplication } from "peregrine";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   hasOpenssl,
   makeCertificates,
@@ -144,6 +144,51 @@ describe("configuration sources", () => {
         .getChildren()
         .map((c) => c.key),
     ).toEqual(["LIMITS__HTTP2__MAXFRAMESIZE".split("__")[1], "keepAliveTimeout"]);
+  });
+
+  it("binds limit sections key by key, and a later null replaces a data rate", () => {
+    setEnv({ PEREGRINE_SERVER__LIMITS__MINREQUESTBODYDATARATE: "null" });
+    const dir = appFolder({
+      "peregrine.json": {
+        server: {
+          kind: "node",
+          limits: {
+            minRequestBodyDataRate: { bytesPerSecond: 100, gracePeriod: 1000 },
+            minResponseDataRate: { bytesPerSecond: 50, gracePeriod: 2000 },
+            http2: { maxStreamsPerConnection: 7 },
+          },
+        },
+      },
+    });
+    const app = WebApp.createBuilder(["--server:limits:http2:headerTableSize=0"], {
+      contentRoot: dir,
+      logger: silentLogger,
+      limits: { http2: { maxFrameSize: 20_000 } },
+    }).build();
+    const limits = (app.server as unknown as { limits: ServerLimits }).limits;
+    expect(limits.minRequestBodyDataRate).toBeNull();
+    expect(limits.minResponseDataRate).toEqual({ bytesPerSecond: 50, gracePeriod: 2000 });
+    expect([limits.http2.maxStreamsPerConnection, limits.http2.headerTableSize, limits.http2.maxFrameSize]).toEqual([
+      7, 0, 20_000,
+    ]);
+  });
+
+  it("sets the console logger's level from logging:logLevel:default", () => {
+    setEnv({});
+    delete process.env.PEREGRINE_LOG_LEVEL;
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    const error = vi.spyOn(console, "error").mockImplementation(() => {});
+    try {
+      const dir = appFolder({ "peregrine.json": { logging: { logLevel: { default: "error" } } } });
+      const app = WebApp.createBuilder([], { contentRoot: dir }).build();
+      app.logger.info({}, "hidden");
+      app.logger.error({}, "shown");
+      expect(log).not.toHaveBeenCalled();
+      expect(error).toHaveBeenCalledWith("fail: shown");
+    } finally {
+      log.mockRestore();
+      error.mockRestore();
+    }
   });
 
   it("takes --key=value, --key value and key=value arguments", () => {

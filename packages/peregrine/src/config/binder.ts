@@ -156,13 +156,16 @@ class Binder {
         if (known !== undefined) limits[leaf(known.path)] = this.#value(child.path);
         continue;
       }
+      // The section is named as its known fields spell it (`http2`, `minRequestBodyDataRate`).
+      let section: string | undefined;
       const fields: Record<string, unknown> = {};
       for (const field of nested) {
         const known = knownKey(field.path);
-        if (known !== undefined) fields[leaf(known.path)] = this.#value(field.path);
+        if (known === undefined) continue;
+        section = known.path.split(":")[2];
+        fields[leaf(known.path)] = this.#value(field.path);
       }
-      const known = knownKey(child.path);
-      if (known !== undefined && Object.keys(fields).length > 0) limits[leaf(known.path)] = fields;
+      if (section !== undefined) limits[section] = fields;
     }
     return Object.keys(limits).length === 0 ? undefined : (limits as LimitsOptions);
   }
