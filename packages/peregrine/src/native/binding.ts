@@ -1,6 +1,7 @@
-import { createRequire } from "node:module";
+import loadNativeAddon from "@peregrine/native/load";
 import { ErrorCodes, PeregrineError } from "../errors.js";
 import type { NativeTlsOptions } from "../server/tls.js";
+import { nativeUnavailableMessage } from "./load-attempts.js";
 
 /** Options the native core takes; the TS layer validates and fills defaults first. */
 export interface NativeServerOptions {
@@ -53,8 +54,8 @@ export interface NativeServerHandle {
   ): void;
   /** Whole responses: see ResponseBatch. Returns refusals for the log, or null. */
   respondBatch(records: Buffer, bodies: (string | Uint8Array | undefined)[]): string | null;
-  /** 0: go on; 1: buffer full, wait for write-ready; 2: closed. */
   startResponse(id: number, status: number, headers: string, reason?: string | undefined): void;
+  /** 0: go on; 1: buffer full, wait for write-ready; 2: closed. */
   write(id: number, chunk: string | Uint8Array): number;
   finish(id: number, trailers: string): void;
   abort(id: number): void;
@@ -66,9 +67,9 @@ export interface NativeServerHandle {
   stop(timeoutMs: number): void;
   close(): void;
   readonly inFlight: number;
-  stats(): {
   /** With the workers option: the token workers attach with. */
   readonly poolToken: number | null;
+  stats(): {
     currentConnections: number;
     totalConnections: number;
     totalRequests: number;
@@ -95,17 +96,11 @@ export function loadNativeBinding(): NativeBinding {
   if (cached !== undefined) return cached;
   if (loadError === undefined) {
     try {
-      cached = createRequire(import.meta.url)("@peregrine/native") as NativeBinding;
+      cached = loadNativeAddon() as NativeBinding;
       return cached;
     } catch (error) {
       loadError = error;
     }
   }
-  throw new PeregrineError(
-    ErrorCodes.NATIVE_UNAVAILABLE,
-    `the native addon @peregrine/native could not be loaded on ${process.platform}-${process.arch}: ${
-      (loadError as Error)?.message ?? String(loadError)
-    }`,
-    { cause: loadError },
-  );
+  throw new PeregrineError(ErrorCodes.NATIVE_UNAVAILABLE, nativeUnavailableMessage(loadError), { cause: loadError });
 }
