@@ -221,6 +221,19 @@ describe("peregrine run", () => {
     expect(await run.exited).toBe(0);
   });
 
+  it("dispatches host to peregrine host, and lists the commands", async () => {
+    const dir = appCopy();
+    const host = runCli(["host", "--help"], dir);
+    expect(await host.exited).toBe(0);
+    expect(host.lines[0]).toBe("Usage: peregrine host --app <entry.js> --urls <urls> [options]");
+    const unknown = runCli(["serve"], dir);
+    expect(await unknown.exited).toBe(1);
+    expect(unknown.lines).toContain('peregrine: unknown command "serve"');
+    expect(unknown.lines).toContain(
+      "  run     run an app, with a launch profile from launchSettings.json (docs/cli.md)",
+    );
+  });
+
   it("fails with the profiles it has when the one asked for is not there", async () => {
     const dir = appCopy();
     const run = runCli(["run", "--launch-profile", "nope"], dir);
