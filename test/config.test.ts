@@ -6,7 +6,7 @@ import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
-import { type Logger, silentLogger, WebApplication as WebApp, type WebApplication } from "peregrine";
+import { type Logger, type ServerLimits, silentLogger, WebApplication as WebApp, type WebApplication } from "peregrine";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   hasOpenssl,
