@@ -107,6 +107,21 @@ describe.skipIf(process.platform !== "linux" || process.arch !== "x64")("install
     },
   );
 
+  // After the apps: it removes the platform package from the project.
+  it("without the platform package, names what the loader tried and falls back to the NodeServer", async () => {
+    fs.rmSync(path.join(project.dir, "node_modules/@peregrine/native-linux-x64-gnu"), { recursive: true });
+    project.addFile(path.join(FIXTURE, "fallback.mjs"), "fallback.mjs");
+    const { stdout } = await run(process.execPath, ["fallback.mjs"], { cwd: project.dir, timeout: 20_000 });
+    const { named, warnings, served } = JSON.parse(stdout);
+    expect(named.code).toBe("PEREGRINE_NATIVE_UNAVAILABLE");
+    expect(named.message).toContain("(1) Cannot find module './peregrine.linux-x64-gnu.node'");
+    expect(named.message).toContain("(2) Cannot find module '@peregrine/native-linux-x64-gnu'");
+    expect(named.message).toContain('the NodeServer (server: "node")');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ code: "PEREGRINE_NATIVE_UNAVAILABLE" });
+    expect(served).toBe("served without the addon");
+  });
+
   it("passes publint and arethetypeswrong", async () => {
     for (const tarball of tarballs) {
       const { stdout } = await run(path.join(BIN, "publint"), ["run", tarball.file, "--strict"]);
