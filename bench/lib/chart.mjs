@@ -28,7 +28,9 @@ export function ratioChart(results) {
   const groupPad = 40;
   const left = 56;
   // Each group is as wide as the servers it measured, and at least wide enough for its label.
-  const groupWidths = workloads.map((w) => Math.max(w.servers.length * (bar + gap) - gap, 120));
+  const groupWidths = workloads.map((w) =>
+    Math.max(w.servers.length * (bar + gap) - gap, (w.short ?? w.id).length * 6.6),
+  );
   const width = Math.max(760, left + groupWidths.reduce((a, b) => a + b + groupPad, 0) + groupPad);
   // The legend wraps into as many rows as it needs.
   const legend = [];
@@ -45,7 +47,9 @@ export function ratioChart(results) {
   }
   const plotTop = 32 + (row + 1) * 18 + 20;
   const plotHeight = 300;
-  const height = plotTop + plotHeight + 60;
+  // Below the axis: each group's label, then its targets, one line each.
+  const targetLines = Math.max(0, ...workloads.map((w) => lines(w).length));
+  const height = plotTop + plotHeight + 60 + targetLines * 14;
   const y = (v) => plotTop + plotHeight - (v / yMax) * plotHeight;
 
   const out = [];
@@ -54,8 +58,9 @@ export function ratioChart(results) {
   );
   out.push(`<rect width="100%" height="100%" fill="#ffffff"/>`);
   out.push(
-    `<text x="${left}" y="20" font-size="14" font-weight="600">Each workload relative to its baseline (median of ${results.config.runs} runs; bars show min–max; dashed: target)</text>`,
+    `<text x="${left}" y="20" font-size="14" font-weight="600">Each workload relative to its baseline, median of ${results.config.runs} runs</text>`,
   );
+  out.push(`<text x="${width - 8}" y="20" text-anchor="end" fill="#6b7280">bars: min–max · dashed: target</text>`);
   for (const { id, x, y: ly } of legend) {
     out.push(`<rect x="${x}" y="${ly}" width="12" height="12" fill="${color.get(id)}"/>`);
     out.push(`<text x="${x + 16}" y="${ly + 10}">${xml(labels.get(id))}</text>`);
@@ -71,7 +76,8 @@ export function ratioChart(results) {
   let gx = left + groupPad;
   workloads.forEach((w, wi) => {
     w.servers.forEach((s, i) => {
-      const x = gx + i * (bar + gap);
+      // Bars are centred in their group, which its label may make wider.
+      const x = gx + (groupWidths[wi] - (w.servers.length * (bar + gap) - gap)) / 2 + i * (bar + gap);
       if (s.ratio === null) return;
       const yy = y(s.ratio);
       out.push(
@@ -90,19 +96,21 @@ export function ratioChart(results) {
         `<text x="${x + bar / 2}" y="${labelY.toFixed(1)}" text-anchor="middle" font-size="10" fill="#111827">${s.ratio.toFixed(1)}</text>`,
       );
     });
-    for (const t of lines(w)) {
+    const labelY = plotTop + plotHeight + 20;
+    out.push(
+      `<text x="${gx + groupWidths[wi] / 2}" y="${labelY}" text-anchor="middle" fill="#111827">${xml(w.short ?? w.id)}</text>`,
+    );
+    lines(w).forEach((t, ti) => {
       const ty = y(t.min ?? t.max).toFixed(1);
       const stroke = t.result === "met" ? "#15803d" : "#b91c1c";
+      const text = `target ${t.min !== undefined ? "≥" : "≤"} ${(t.min ?? t.max).toFixed(2)}×: ${t.result}`;
       out.push(
         `<line x1="${gx - 6}" x2="${gx + groupWidths[wi] + 6}" y1="${ty}" y2="${ty}" stroke="${stroke}" stroke-width="2" stroke-dasharray="6 3"/>`,
       );
       out.push(
-        `<text x="${gx + groupWidths[wi] + 6}" y="${Number(ty) - 4}" text-anchor="end" font-size="10" fill="${stroke}">${xml(`target ${t.min !== undefined ? "≥" : "≤"} ${(t.min ?? t.max).toFixed(1)}×: ${t.result}`)}</text>`,
+        `<text x="${gx + groupWidths[wi] / 2}" y="${labelY + 14 * (ti + 1)}" text-anchor="middle" font-size="11" fill="${stroke}">${xml(text)}</text>`,
       );
-    }
-    out.push(
-      `<text x="${gx + groupWidths[wi] / 2}" y="${plotTop + plotHeight + 20}" text-anchor="middle" fill="#111827">${xml(w.short ?? w.id)}</text>`,
-    );
+    });
     gx += groupWidths[wi] + groupPad;
   });
   out.push(`<line x1="${left}" x2="${width - 8}" y1="${y(0).toFixed(1)}" y2="${y(0).toFixed(1)}" stroke="#111827"/>`);
