@@ -34,8 +34,18 @@ class NativeRequestHeaders extends HeaderDictionary {
 }
 
 /**
- * The request body as an async iterable. Chunks are pulled from the core one at a time
- * with one chunk of read-ahead, so a slow reader holds at most two chunks in memory.
+ * Chunks asked of the core ahead of the reader. Each ask is one chunk (hyper's reads,
+ * about 32 KiB in a large upload); with several in flight, chunks arrive several per
+ * wake of the JS thread instead of one round trip each.
+ */
+const READ_AHEAD_CHUNKS = 4;
+/** No more is asked while this many bytes wait for the reader. */
+const READ_AHEAD_BYTES = 128 * 1024;
+
+/**
+ * The request body as an async iterable. Chunks are pulled from the core, at most
+ * READ_AHEAD_CHUNKS ahead of the reader and only while less than READ_AHEAD_BYTES
+ * wait, so a slow reader bounds what the server holds for it.
  */
 export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterator<Uint8Array> {
   readonly #source: BodySource;
@@ -44,7 +54,9 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
   /** The core reported the body's end (or there was none). */
   #received: boolean;
   #error: Error | undefined;
-  #reading = false;
+  /** Chunks asked of the core and not yet answered. */
+  #asked = 0;
+  #queuedBytes = 0;
   #iterating = false;
   #waiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: unknown) => void } | undefined;
 
@@ -75,6 +87,7 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
   next(): Promise<IteratorResult<Uint8Array>> {
     const chunk = this.#queue.shift();
     if (chunk !== undefined) {
+      this.#queuedBytes -= chunk.byteLength;
       this.#pull();
       return Promise.resolve({ value: chunk, done: false });
     }
@@ -90,24 +103,32 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
     // The app stopped reading; the rest is discarded when the exchange ends.
     this.#ended = true;
     this.#queue = [];
+    this.#queuedBytes = 0;
     return Promise.resolve({ value: undefined, done: true });
   }
 
   #pull(): void {
-    if (this.#reading || this.#ended || this.#error !== undefined) return;
-    this.#reading = true;
-    try {
-      this.#source.readBody();
-    } catch (error) {
-      this.#reading = false;
-      this.fail(
-        new PeregrineError(ErrorCodes.REQUEST_ABORTED, "the request ended before its body was read", { cause: error }),
-      );
+    while (
+      this.#asked < READ_AHEAD_CHUNKS &&
+      this.#queuedBytes < READ_AHEAD_BYTES &&
+      !this.#ended &&
+      this.#error === undefined
+    ) {
+      this.#asked++;
+      try {
+        this.#source.readBody();
+      } catch (error) {
+        this.fail(
+          new PeregrineError(ErrorCodes.REQUEST_ABORTED, "the request ended before its body was read", {
+            cause: error,
+          }),
+        );
+      }
     }
   }
 
   onData(chunk: Buffer): void {
-    this.#reading = false;
+    this.#asked--;
     const waiter = this.#waiter;
     if (waiter !== undefined) {
       this.#waiter = undefined;
@@ -115,12 +136,13 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
       this.#pull();
     } else if (!this.#ended) {
       this.#queue.push(chunk);
+      this.#queuedBytes += chunk.byteLength;
     }
   }
 
   onEnd(): void {
     this.#received = true;
-    this.#reading = false;
+    this.#asked = 0;
     this.#ended = true;
     const waiter = this.#waiter;
     this.#waiter = undefined;
@@ -135,7 +157,7 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
 
   /** Ends reading with an error (body error, abort); a finished body is left alone. */
   fail(error: Error): void {
-    this.#reading = false;
+    this.#asked = 0;
     if (this.#ended && this.#queue.length === 0 && this.#waiter === undefined) return;
     this.#error = error;
     const waiter = this.#waiter;

@@ -9,7 +9,7 @@ const BODY_IN_ARRAY = 0xffff_ffff;
 /**
  * Bodies up to this size are copied into the batch: a copy is cheaper than the core
  * converting one more JS value. Larger Buffers cross as they are, and the core sends
- * them without copying from 16 KiB up (crates/peregrine-node convert::bytes).
+ * them without copying from 64 KiB up (crates/peregrine-node convert::bytes).
  */
 const INLINE_BODY_MAX = 16 * 1024;
 /** The batch buffer's first size; it grows to the largest batch seen. */
