@@ -1,24 +1,14 @@
 import http from "node:http";
 import net from "node:net";
-import type { Logger, NativeServer, WebApplication } from "peregrine";
+import type { NativeServer, WebApplication } from "peregrine";
 import { afterEach, describe, expect, it } from "vitest";
+import { capturingLogger } from "./support/logger.js";
 import { RawClient, startApp } from "./support/server.js";
 
 const apps: WebApplication[] = [];
 afterEach(async () => {
   await Promise.all(apps.splice(0).map((a) => a.stop()));
 });
-
-/** A logger that keeps every event, to check what the server reports. */
-function capturingLogger(): Logger & {
-  events: { level: string; fields: Record<string, unknown>; message?: string }[];
-} {
-  const events: { level: string; fields: Record<string, unknown>; message?: string }[] = [];
-  const at = (level: string) => (fields: object, message?: string) => {
-    events.push({ level, fields: fields as Record<string, unknown>, ...(message !== undefined ? { message } : {}) });
-  };
-  return { events, error: at("error"), warn: at("warn"), info: at("info"), debug: at("debug") };
-}
 
 async function exchange(port: number, raw: string): Promise<string> {
   const client = await RawClient.connect(port);

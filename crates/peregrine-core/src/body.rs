@@ -58,6 +58,16 @@ pub struct MinDataRate {
     pub grace_period: Duration,
 }
 
+impl MinDataRate {
+    /// How long a transfer of `bytes` may take at this rate: the grace period, or longer
+    /// once the bytes have earned more time.
+    pub(crate) fn allowance(&self, bytes: u64) -> Duration {
+        let earned =
+            Duration::from_secs_f64(bytes as f64 / self.bytes_per_second.max(f64::MIN_POSITIVE));
+        self.grace_period.max(earned)
+    }
+}
+
 /// Enforces a [`MinDataRate`] on the time spent waiting for the client: the clock runs
 /// only while the app is reading and no data is there, so a slow app is not blamed on
 /// the client.

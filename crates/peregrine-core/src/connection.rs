@@ -309,7 +309,14 @@ async fn serve_as<IO, A, Fut>(
             let conn = builders.http1.serve_connection(io, service).with_upgrades();
             run(conn, |c| c.graceful_shutdown(), shutdown, abort).await;
         }
-        Detected::Http2 => http2::serve(io, &builders.http2, app, shutdown, abort).await,
+        Detected::Http2 => {
+            let edge = http2::Http2Edge {
+                observer: edge.observer,
+                connection: edge.connection,
+                min_response_data_rate: edge.min_response_data_rate,
+            };
+            http2::serve(io, &builders.http2, edge, app, shutdown, abort).await
+        }
     }
 }
 

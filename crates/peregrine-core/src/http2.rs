@@ -25,8 +25,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::body::{BoxError, RequestBody, ResponseBody};
-use crate::connection::ServiceError;
+use crate::body::{BoxError, MinDataRate, RequestBody, ResponseBody};
+use crate::connection::{ConnectionInfo, ServiceError};
+use crate::guard::{EdgeObserver, H2FrameGuard, H2Watch, Rejection};
 use crate::handler::{Response, StreamId};
 use crate::server::Http2Limits;
 
@@ -80,11 +81,33 @@ impl Http2Settings {
     }
 }
 
+/// Who hears about what the connection refuses, and how fast a client must take the
+/// responses it is sent.
+pub(crate) struct Http2Edge {
+    pub observer: Arc<dyn EdgeObserver>,
+    pub connection: Arc<ConnectionInfo>,
+    pub min_response_data_rate: Option<MinDataRate>,
+}
+
+/// What every stream of a connection shares: the edge, and the frame watch's view of
+/// the connection-level send window.
+struct ConnectionEdge {
+    edge: Http2Edge,
+    watch: Arc<H2Watch>,
+}
+
+impl ConnectionEdge {
+    fn report(&self, reason: Rejection) {
+        self.edge.observer.rejected(reason, &self.edge.connection);
+    }
+}
+
 /// Serves one HTTP/2 connection until it closes. `shutdown` sends GOAWAY and lets open
 /// streams finish; `abort` drops the connection.
 pub(crate) async fn serve<IO, A, Fut>(
     io: IO,
     settings: &Http2Settings,
+    edge: Http2Edge,
     app: A,
     shutdown: CancellationToken,
     abort: CancellationToken,
@@ -93,7 +116,10 @@ pub(crate) async fn serve<IO, A, Fut>(
     A: Fn(http::Request<RequestBody>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, ServiceError>> + Send + 'static,
 {
-    let handshake = settings.builder.handshake::<IO, Bytes>(io);
+    let watch = H2Watch::new(edge.min_response_data_rate);
+    let io = H2FrameGuard::new(io, watch.clone());
+    let edge = Arc::new(ConnectionEdge { edge, watch });
+    let handshake = settings.builder.handshake::<_, Bytes>(io);
     let mut conn = tokio::select! {
         c = handshake => match c {
             Ok(c) => c,
@@ -109,13 +135,15 @@ pub(crate) async fn serve<IO, A, Fut>(
     let resets = Arc::new(ClientResets::new(settings.max_client_resets));
     let mut shutting_down = false;
     let mut calmed = false;
+    let mut watched = false;
     loop {
         tokio::select! {
             next = conn.accept() => match next {
                 Some(Ok((request, respond))) => {
                     let app = app.clone();
                     let limit = settings.max_request_body_size;
-                    tokio::spawn(serve_stream(request, respond, app, limit, resets.clone()));
+                    let stream = StreamContext { limit, resets: resets.clone(), edge: edge.clone() };
+                    tokio::spawn(serve_stream(request, respond, app, stream));
                 }
                 // The connection closed, or h2 failed it with a GOAWAY already sent.
                 Some(Err(_)) | None => break,
@@ -127,6 +155,12 @@ pub(crate) async fn serve<IO, A, Fut>(
             _ = abort.cancelled() => break,
             _ = resets.exceeded.notified(), if !calmed => {
                 calmed = true;
+                conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+            }
+            // A SETTINGS or PING flood, or a connection window left at zero.
+            reason = edge.watch.violation(), if !watched => {
+                watched = true;
+                edge.report(reason);
                 conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
             }
             expired = keep_alive_tick(&mut keep_alive) => {
@@ -224,12 +258,19 @@ async fn keep_alive_tick(keep_alive: &mut Option<KeepAlive>) -> bool {
     }
 }
 
+/// What a stream's task needs from its connection.
+struct StreamContext {
+    /// maxRequestBodySize.
+    limit: Option<u64>,
+    resets: Arc<ClientResets>,
+    edge: Arc<ConnectionEdge>,
+}
+
 async fn serve_stream<A, Fut>(
     request: http::Request<h2::RecvStream>,
     mut respond: SendResponse<Bytes>,
     app: A,
-    max_request_body_size: Option<u64>,
-    resets: Arc<ClientResets>,
+    stream: StreamContext,
 ) where
     A: Fn(http::Request<RequestBody>) -> Fut,
     Fut: Future<Output = Result<Response, ServiceError>>,
@@ -247,7 +288,12 @@ async fn serve_stream<A, Fut>(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let is_head = parts.method == Method::HEAD;
-    let body = RequestBody::h2(recv, content_length, max_request_body_size);
+    let StreamContext {
+        limit,
+        resets,
+        edge,
+    } = stream;
+    let body = RequestBody::h2(recv, content_length, limit);
     let outcome = tokio::select! {
         // Checked first, as hyper does: a response to a stream the client has reset
         // must not be sent.
@@ -277,7 +323,7 @@ async fn serve_stream<A, Fut>(
     else {
         return;
     };
-    if !end_of_stream && send_body(send, body).await == BodyEnd::ClientReset {
+    if !end_of_stream && send_body(send, body, &edge).await == BodyEnd::ClientReset {
         resets.record();
     }
 }
@@ -347,7 +393,11 @@ fn http_date() -> HeaderValue {
 
 /// Sends the response body within the peer's flow-control windows. A client that
 /// resets the stream ends it; a body that fails resets the stream.
-async fn send_body(mut send: SendStream<Bytes>, mut body: ResponseBody) -> BodyEnd {
+async fn send_body(
+    mut send: SendStream<Bytes>,
+    mut body: ResponseBody,
+    edge: &ConnectionEdge,
+) -> BodyEnd {
     loop {
         let frame = tokio::select! {
             biased;
@@ -365,7 +415,7 @@ async fn send_body(mut send: SendStream<Bytes>, mut body: ResponseBody) -> BodyE
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
                     let last = body.is_end_stream();
-                    match send_data(&mut send, data, last).await {
+                    match send_data(&mut send, data, last, edge).await {
                         Err(e) if e.is_reset() && e.is_remote() => return BodyEnd::ClientReset,
                         Err(_) => return BodyEnd::Failed,
                         Ok(()) if last => return BodyEnd::Sent,
@@ -402,10 +452,14 @@ fn reset_reason(error: &BoxError) -> Reason {
     Reason::INTERNAL_ERROR
 }
 
+/// Sends `data` as the stream's flow-control window allows. A window the client opens
+/// slower than minResponseDataRate resets the stream (CANCEL); while the connection's
+/// own window is used up, the frame watch times the connection instead.
 async fn send_data(
     send: &mut SendStream<Bytes>,
     mut data: Bytes,
     end_of_stream: bool,
+    edge: &ConnectionEdge,
 ) -> Result<(), h2::Error> {
     if data.is_empty() {
         return if end_of_stream {
@@ -414,9 +468,32 @@ async fn send_data(
             Ok(())
         };
     }
+    let rate = edge.edge.min_response_data_rate;
+    let mut waiting_since = Instant::now();
+    let mut granted_since = 0u64;
     while !data.is_empty() {
         send.reserve_capacity(data.len());
-        let granted = match poll_fn(|cx| send.poll_capacity(cx)).await {
+        let deadline = rate.map(|r| waiting_since + r.allowance(granted_since));
+        let capacity = match deadline {
+            None => poll_fn(|cx| send.poll_capacity(cx)).await,
+            Some(deadline) => {
+                let timer = tokio::time::sleep_until(deadline.into());
+                tokio::select! {
+                    c = poll_fn(|cx| send.poll_capacity(cx)) => c,
+                    _ = timer => {
+                        if edge.watch.connection_window_exhausted() {
+                            waiting_since = Instant::now();
+                            granted_since = 0;
+                            continue;
+                        }
+                        edge.report(Rejection::Http2StreamWindowStall);
+                        send.send_reset(Reason::CANCEL);
+                        return Err(h2::Error::from(Reason::CANCEL));
+                    }
+                }
+            }
+        };
+        let granted = match capacity {
             Some(Ok(n)) => n,
             Some(Err(e)) => return Err(e),
             None => return Err(h2::Error::from(Reason::STREAM_CLOSED)),
@@ -424,6 +501,7 @@ async fn send_data(
         if granted == 0 {
             continue;
         }
+        granted_since += granted as u64;
         let chunk = data.split_to(granted.min(data.len()));
         send.send_data(chunk, end_of_stream && data.is_empty())?;
     }

@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorCode};
 use crate::guard::{GuardSettings, Rejection};
 use crate::handler::Handler;
 use crate::stats::{ConnectionCount, ServerStats, StatsSnapshot};
-use crate::tls::{Tls, TlsInfo, TlsOptions};
+use crate::tls::{self, Tls, TlsInfo, TlsOptions};
 use crate::transport::{self, AcceptedStream, Listener, Transport};
 
 /// Server limits. Each field's default is Kestrel's; docs/limits.md is the reference.
@@ -388,25 +388,42 @@ async fn serve_accepted<H: Handler>(
         }
         Some(tls) => {
             // A handshake in progress when the server stops is simply dropped.
+            let timeout = tls::handshake_timeout(settings.limits.request_headers_timeout);
             let handshake = tokio::select! {
-                h = tls.accept(stream, settings.protocols) => h,
-                _ = shutdown.cancelled() => None,
+                h = tls.accept(stream, settings.protocols, timeout) => h,
+                _ = shutdown.cancelled() => return,
             };
-            if let Some((stream, tls_info)) = handshake {
-                serve_as_connection(
-                    stream,
-                    Some(tls_info),
-                    peer,
-                    builders,
-                    settings,
-                    handler,
-                    shutdown,
-                    abort,
-                )
-                .await;
+            match handshake {
+                Ok((stream, tls_info)) => {
+                    serve_as_connection(
+                        stream,
+                        Some(tls_info),
+                        peer,
+                        builders,
+                        settings,
+                        handler,
+                        shutdown,
+                        abort,
+                    )
+                    .await
+                }
+                Err(reason) => handshake_refused(reason, peer, &settings, &*handler),
             }
         }
     }
+}
+
+/// Logs and counts a connection whose TLS handshake failed or timed out.
+fn handshake_refused<H: Handler>(
+    reason: Rejection,
+    peer: Peer,
+    settings: &ConnectionSettings,
+    handler: &H,
+) {
+    settings.stats.rejected(reason);
+    let mut info = ConnectionInfo::new(peer.id, peer.remote, peer.local, settings.scheme, None);
+    info.transport = peer.transport;
+    handler.rejected(reason, &info);
 }
 
 /// Who is on the other end of an accepted socket.

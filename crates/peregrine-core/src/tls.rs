@@ -23,9 +23,21 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::endpoint::Protocols;
 use crate::error::{Error, ErrorCode};
+use crate::guard::Rejection;
 
 /// How long a client may take to complete the TLS handshake (Kestrel's default).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The handshake's time limit: [`HANDSHAKE_TIMEOUT`], or requestHeadersTimeout when that
+/// is shorter. The handshake comes before the first request head, so a server that
+/// gives heads little time gives handshakes no more.
+pub(crate) fn handshake_timeout(request_headers_timeout: Duration) -> Duration {
+    if request_headers_timeout.is_zero() {
+        HANDSHAKE_TIMEOUT
+    } else {
+        HANDSHAKE_TIMEOUT.min(request_headers_timeout)
+    }
+}
 
 /// Whether clients are asked for a certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -209,23 +221,24 @@ impl Tls {
         TlsAcceptor::from(configs.get(protocols))
     }
 
-    /// Runs the server side of the handshake, bounded by [`HANDSHAKE_TIMEOUT`].
-    /// `None` when it failed or timed out: rustls has already sent the client an alert.
+    /// Runs the server side of the handshake, bounded by `timeout`. On failure the
+    /// reason to log and count: rustls has already sent the client an alert if it could.
     pub(crate) async fn accept<IO>(
         &self,
         io: IO,
         protocols: Protocols,
-    ) -> Option<(TlsStream<IO>, TlsInfo)>
+        timeout: Duration,
+    ) -> Result<(TlsStream<IO>, TlsInfo), Rejection>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
         let acceptor = self.acceptor(protocols);
-        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io))
+        let stream = tokio::time::timeout(timeout, acceptor.accept(io))
             .await
-            .ok()?
-            .ok()?;
+            .map_err(|_| Rejection::TlsHandshakeTimeout)?
+            .map_err(|_| Rejection::TlsHandshakeFailed)?;
         let info = TlsInfo::of(stream.get_ref().1);
-        Some((stream, info))
+        Ok((stream, info))
     }
 }
 

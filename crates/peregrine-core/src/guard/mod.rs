@@ -23,6 +23,7 @@
 //! bytes that follow an accepted upgrade are not HTTP/1.1 at all.
 
 pub mod chunked;
+mod h2_frames;
 pub mod head;
 mod rejection;
 #[doc(hidden)]
@@ -41,6 +42,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use chunked::ChunkedValidator;
+pub(crate) use h2_frames::{H2FrameGuard, H2Watch};
 use head::{Framing, HeadLimits};
 pub use rejection::Rejection;
 pub(crate) use write_rate::MinWriteRate;

@@ -50,6 +50,21 @@ pub enum Rejection {
     ConnectionLimit,
     /// The client read the response slower than minResponseDataRate; connection aborted.
     ResponseTooSlow,
+    /// The TLS handshake failed: not TLS, no common protocol or cipher suite, a bad
+    /// client certificate, or the client closed the connection during it.
+    TlsHandshakeFailed,
+    /// The TLS handshake did not complete within its time limit.
+    TlsHandshakeTimeout,
+    /// An HTTP/2 response waited on its stream's flow-control window, and the client
+    /// opened it slower than minResponseDataRate; the stream was reset.
+    Http2StreamWindowStall,
+    /// The HTTP/2 connection-level window stayed at zero longer than minResponseDataRate
+    /// allows; GOAWAY and close.
+    Http2ConnectionWindowStall,
+    /// More non-ACK SETTINGS frames than allowed in the window; GOAWAY and close.
+    Http2SettingsFlood,
+    /// More non-ACK PING frames than allowed in the window; GOAWAY and close.
+    Http2PingFlood,
 }
 
 impl Rejection {
@@ -79,6 +94,12 @@ impl Rejection {
             Rejection::RequestHeadersTimeout => "REQUEST_HEADERS_TIMEOUT",
             Rejection::ConnectionLimit => "MAX_CONCURRENT_CONNECTIONS",
             Rejection::ResponseTooSlow => "MIN_RESPONSE_DATA_RATE",
+            Rejection::TlsHandshakeFailed => "TLS_HANDSHAKE_FAILED",
+            Rejection::TlsHandshakeTimeout => "TLS_HANDSHAKE_TIMEOUT",
+            Rejection::Http2StreamWindowStall => "HTTP2_STREAM_WINDOW_STALL",
+            Rejection::Http2ConnectionWindowStall => "HTTP2_CONNECTION_WINDOW_STALL",
+            Rejection::Http2SettingsFlood => "HTTP2_SETTINGS_FLOOD",
+            Rejection::Http2PingFlood => "HTTP2_PING_FLOOD",
         }
     }
 
@@ -89,7 +110,14 @@ impl Rejection {
             Rejection::RequestLineTooLong => 414,
             Rejection::TooManyHeaders | Rejection::HeadersTooLarge => 431,
             Rejection::RequestHeadersTimeout => 408,
-            Rejection::ConnectionLimit | Rejection::ResponseTooSlow => 0,
+            Rejection::ConnectionLimit
+            | Rejection::ResponseTooSlow
+            | Rejection::TlsHandshakeFailed
+            | Rejection::TlsHandshakeTimeout
+            | Rejection::Http2StreamWindowStall
+            | Rejection::Http2ConnectionWindowStall
+            | Rejection::Http2SettingsFlood
+            | Rejection::Http2PingFlood => 0,
             _ => 400,
         }
     }
@@ -107,7 +135,7 @@ impl Rejection {
     }
 
     /// Every reason, for counters.
-    pub const ALL: [Rejection; 23] = [
+    pub const ALL: [Rejection; 29] = [
         Rejection::BareLineFeed,
         Rejection::MalformedRequestLine,
         Rejection::UnsupportedVersion,
@@ -131,6 +159,12 @@ impl Rejection {
         Rejection::RequestHeadersTimeout,
         Rejection::ConnectionLimit,
         Rejection::ResponseTooSlow,
+        Rejection::TlsHandshakeFailed,
+        Rejection::TlsHandshakeTimeout,
+        Rejection::Http2StreamWindowStall,
+        Rejection::Http2ConnectionWindowStall,
+        Rejection::Http2SettingsFlood,
+        Rejection::Http2PingFlood,
     ];
 
     pub fn index(self) -> usize {

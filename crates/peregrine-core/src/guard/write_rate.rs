@@ -57,10 +57,7 @@ impl<S> MinWriteRate<S> {
         };
         let now = Instant::now();
         let since = *self.blocked_since.get_or_insert(now);
-        let earned = std::time::Duration::from_secs_f64(
-            self.written_while_blocked as f64 / rate.bytes_per_second.max(f64::MIN_POSITIVE),
-        );
-        let allowance = rate.grace_period.max(earned);
+        let allowance = rate.allowance(self.written_while_blocked);
         let waited = now - since;
         let expired = waited >= allowance || {
             let deadline = tokio::time::Instant::from_std(since + allowance);
