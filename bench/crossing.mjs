@@ -1,29 +1,44 @@
 // The N-API crossing micro-benchmark (tinybench): nanoseconds per request to go from
-// the core's bridge into the JS pipeline and back through respond().
+// the core's bridge into JS and back to the core with a response.
 //
-// A WebApplication serves GET / on the native server. Each iteration injects N
-// synthetic requests into its bridge (crates/peregrine-node/src/bench.rs), where
-// hyper's requests enter. The requests are built before each iteration (tinybench's
-// beforeEach, not timed). Two measurements per N:
-// - "JS thread": queue N requests, one wake of the JS thread, drain() and the tape,
-//   the pipeline and respond() for each; the iteration ends when the last response
-//   has been handed to the core (after the setImmediate that sends the turn's
-//   responses). No tokio task is woken per response. This is the figure the
-//   ≤ 250 ns target is about.
-// - "round trip": the same, but a task on the core's runtime awaits the N responses,
-//   as hyper's connection tasks do, and signals JS through a threadsafe function;
-//   it adds the cross-thread wake-ups of the response path.
+// Each iteration injects N synthetic requests into a bridge
+// (crates/peregrine-node/src/bench.rs), where hyper's requests enter. The requests are
+// built before each iteration (tinybench's beforeEach, not timed). Per N:
+// - "crossing, server only": a NativeServer whose application answers from the
+//   features (no HttpContext, routing or middleware): one wake of the JS thread,
+//   drain() and the tape, the exchange, the response batch and respondBatch(). The
+//   iteration ends when the last response has been handed to the core (after the
+//   setImmediate that sends the turn's responses). No tokio task is woken per
+//   response. This is the figure the ≤ 250 ns target is about. "Of which injection"
+//   is the time injectRequests itself took: hyper's side of the bridge, which a real
+//   server runs on an I/O thread, not the JS thread.
+// - "with the app pipeline": the same through a WebApplication (HttpContext, routing,
+//   the endpoint's result written after the pipeline).
+// - "round trip": the pipeline again, but a task on the core's runtime awaits the N
+//   responses, as hyper's connection tasks do, and signals JS through a threadsafe
+//   function; it adds the cross-thread wake-ups of the response path.
 //
-//     node bench/crossing.mjs [--json] [--time=MS] [--batches=1,64,256] [--modes=js,roundtrip]
+//     node bench/crossing.mjs [--json] [--time=MS] [--batches=1,64,256] [--modes=server,js,roundtrip]
 import { createRequire } from "node:module";
 import { parseArgs } from "node:util";
-import { silentLogger, WebApplication } from "peregrine";
+import {
+  IHttpResponseBodyFeature,
+  IHttpResponseFeature,
+  IServerAddressesFeature as IServerAddressesKey,
+  NativeServer,
+  silentLogger,
+  WebApplication,
+} from "peregrine";
 import { Bench } from "tinybench";
 
 const { SyntheticRequests } = createRequire(import.meta.url)("@peregrine/native");
 
 /** Runs the crossing tasks; resolves with one row per batch size. */
-export async function measureCrossing({ timeMs = 1000, batches = [1, 64, 256], modes = ["js", "roundtrip"] } = {}) {
+export async function measureCrossing({
+  timeMs = 1000,
+  batches = [1, 64, 256],
+  modes = ["server", "js", "roundtrip"],
+} = {}) {
   if (typeof SyntheticRequests !== "function") {
     throw new Error("this build of @peregrine/native has no SyntheticRequests: run `npm run build:native`");
   }
@@ -41,19 +56,41 @@ export async function measureCrossing({ timeMs = 1000, batches = [1, 64, 256], m
   const native = app.server.handle;
   const host = new URL(app.urls[0]).host;
 
+  // The server boundary alone: a NativeServer whose application answers from the
+  // features, with no HttpContext, routing or middleware.
+  const bare = new NativeServer({ logger: silentLogger });
+  bare.features.get(IServerAddressesKey).addresses.push("http://127.0.0.1:0");
+  await bare.start({
+    createContext: (features) => features,
+    processRequest(features) {
+      features.get(IHttpResponseFeature).headers.set("content-type", "text/plain; charset=utf-8");
+      void features.get(IHttpResponseBodyFeature).complete("Hello, World!");
+      if (++handled === target) setImmediate(() => setImmediate(reached));
+      return undefined;
+    },
+    disposeContext() {},
+  });
+
   let injected = 0;
   let missing = 0;
   const bench = new Bench({ time: timeMs, warmupTime: Math.min(500, timeMs), iterations: 64 });
-  function addJs(n) {
+  /** Nanoseconds spent in injectRequests per task: hyper's side, on the JS thread here. */
+  const injection = new Map();
+  function addJs(n, mode, handle) {
     const local = new SyntheticRequests(n, "/", host);
+    const spent = { ns: 0, calls: 0 };
+    injection.set(`${mode}:${n}`, spent);
     bench.add(
-      `js:${n}`,
+      `${mode}:${n}`,
       () =>
         new Promise((resolve) => {
           reached = resolve;
           target = handled + n;
           injected += n;
-          native.injectRequests(local);
+          const start = process.hrtime.bigint();
+          handle.injectRequests(local);
+          spent.ns += Number(process.hrtime.bigint() - start);
+          spent.calls++;
         }),
       {
         async: true,
@@ -79,11 +116,13 @@ export async function measureCrossing({ timeMs = 1000, batches = [1, 64, 256], m
     );
   }
   for (const n of batches) {
-    if (modes.includes("js")) addJs(n);
+    if (modes.includes("server")) addJs(n, "server", bare.handle);
+    if (modes.includes("js")) addJs(n, "js", native);
     if (modes.includes("roundtrip")) addRoundTrip(n);
   }
   await bench.run();
   await app.stop();
+  await bare.stop();
   if (handled !== injected || missing !== 0) {
     throw new Error(`${injected} requests were injected; the handler saw ${handled}, ${missing} got no response`);
   }
@@ -91,24 +130,36 @@ export async function measureCrossing({ timeMs = 1000, batches = [1, 64, 256], m
   const perRequest = (name, n) => {
     const latency = bench.getTask(name)?.result.latency;
     if (latency === undefined) return null;
+    const spent = injection.get(name);
     return {
       mean: (latency.mean * 1e6) / n,
       p50: (latency.p50 * 1e6) / n,
       rme: latency.rme,
       samples: latency.samplesCount,
+      // Warm-up calls count here too; a mean, so it is close enough to subtract.
+      injectionMean: spent && spent.calls > 0 ? spent.ns / spent.calls / n : null,
     };
   };
-  return batches.map((n) => ({ batch: n, js: perRequest(`js:${n}`, n), roundTrip: perRequest(`roundtrip:${n}`, n) }));
+  return batches.map((n) => ({
+    batch: n,
+    server: perRequest(`server:${n}`, n),
+    js: perRequest(`js:${n}`, n),
+    roundTrip: perRequest(`roundtrip:${n}`, n),
+  }));
 }
 
 export function crossingTable(rows) {
   const f = (v) => Math.round(v).toLocaleString("en-US");
   const lines = [
-    "| requests per wake | JS thread: ns/request (mean) | p50 | ± | round trip: ns/request (mean) | p50 | ± |",
-    "|---:|---:|---:|---:|---:|---:|---:|",
+    "| requests per wake | crossing, server only: ns/request (mean) | of which injection | p50 | ± | with the app pipeline: ns/request (mean) | p50 | ± | round trip: ns/request (mean) | p50 | ± |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
-  const cells = (r) => (r === null ? "– | – | –" : `${f(r.mean)} | ${f(r.p50)} | ${r.rme.toFixed(1)}%`);
-  for (const { batch, js, roundTrip } of rows) lines.push(`| ${batch} | ${cells(js)} | ${cells(roundTrip)} |`);
+  const cells = (r) => (r == null ? "– | – | –" : `${f(r.mean)} | ${f(r.p50)} | ${r.rme.toFixed(1)}%`);
+  const injected = (r) => (r?.injectionMean == null ? "–" : f(r.injectionMean));
+  const serverCells = (r) =>
+    r == null ? "– | – | – | –" : `${f(r.mean)} | ${injected(r)} | ${f(r.p50)} | ${r.rme.toFixed(1)}%`;
+  for (const { batch, server, js, roundTrip } of rows)
+    lines.push(`| ${batch} | ${serverCells(server)} | ${cells(js)} | ${cells(roundTrip)} |`);
   return lines.join("\n");
 }
 
@@ -124,7 +175,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const rows = await measureCrossing({
     timeMs: Number(values.time ?? process.env.BENCH_CROSSING_TIME ?? 1000),
     batches: (values.batches ?? "1,64,256").split(",").map(Number),
-    modes: (values.modes ?? "js,roundtrip").split(","),
+    modes: (values.modes ?? "server,js,roundtrip").split(","),
   });
   if (values.json) console.log(`BENCH_JSON ${JSON.stringify(rows)}`);
   else console.log(crossingTable(rows));
