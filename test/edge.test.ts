@@ -1,6 +1,6 @@
 import http from "node:http";
 import net from "node:net";
-import type { NativeServer, WebApplication } from "peregrine";
+import { type NativeServer, silentLogger, WebApplication } from "peregrine";
 import { afterEach, describe, expect, it } from "vitest";
 import { capturingLogger } from "./support/logger.js";
 import { RawClient, startApp } from "./support/server.js";
@@ -230,5 +230,19 @@ describe("edge safety", () => {
     expect(complete.length).toBe(1000);
     // HTTP/1.1 responses during shutdown tell the client the connection will close.
     expect(complete.every((o) => o.kind === "complete" && o.connection === "close")).toBe(true);
+  });
+});
+
+describe("endpoint URLs", () => {
+  it("IPv6 zone IDs are refused by name on the native and the node server alike", async () => {
+    for (const server of ["native", "node"] as const) {
+      for (const url of ["http://[fe80::1%eth0]:0", "http://[fe80::1%25lo]:0"]) {
+        const app = WebApplication.create({ urls: [url], server, logger: silentLogger });
+        await expect(app.start(), `${server} ${url}`).rejects.toMatchObject({
+          code: "PEREGRINE_INVALID_URL",
+          message: expect.stringMatching(/zone IDs .* are not supported/),
+        });
+      }
+    }
   });
 });

@@ -6,6 +6,10 @@ use std::path::PathBuf;
 
 use crate::error::{Error, ErrorCode};
 
+/// Why an IPv6 host with a zone ID is refused; the TypeScript parser says the same.
+const ZONE_ID_REFUSED: &str =
+    "IPv6 zone IDs (such as %eth0) are not supported: listen on [::] or on the interface's own address";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     Http,
@@ -117,6 +121,9 @@ impl Endpoint {
             "" => return Err(invalid("missing host")),
             "*" | "+" => BindHost::Any,
             h if h.eq_ignore_ascii_case("localhost") => BindHost::Localhost,
+            // Link-local addresses with a scope (`[fe80::1%eth0]`): std does not parse
+            // them, and the node server would; both refuse them, with this message.
+            h if h.contains('%') => return Err(invalid(ZONE_ID_REFUSED)),
             h => match h.parse::<IpAddr>() {
                 Ok(ip) if ip.is_unspecified() => BindHost::Any,
                 Ok(ip) => BindHost::Ip(ip),
@@ -218,6 +225,15 @@ mod tests {
         assert_eq!(Endpoint::parse("http://+:80").unwrap().host, BindHost::Any);
         assert_eq!(Endpoint::parse("https://127.0.0.1").unwrap().port, 443);
         assert_eq!(Endpoint::parse("HTTP://127.0.0.1").unwrap().port, 80);
+    }
+
+    #[test]
+    fn refuses_ipv6_zone_ids_by_name() {
+        for bad in ["http://[fe80::1%eth0]:80", "http://[fe80::1%25eth0]:80"] {
+            let err = Endpoint::parse(bad).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidUrl);
+            assert!(err.message.contains("zone ID"), "{}", err.message);
+        }
     }
 
     #[test]

@@ -82,6 +82,13 @@ export function parseEndpointUrl(url: string): EndpointUrl {
   if (host === "*" || host === "+") return { url, scheme, hosts: ["0.0.0.0"], port, optionalAfterFirst: false };
   if (host.toLowerCase() === "localhost")
     return { url, scheme, hosts: ["127.0.0.1", "::1"], port, optionalAfterFirst: true };
+  // node:net takes link-local addresses with a scope (`fe80::1%eth0`); the native core
+  // does not, so neither server does (endpoint.rs says the same).
+  if (host.includes("%"))
+    throw invalid(
+      url,
+      "IPv6 zone IDs (such as %eth0) are not supported: listen on [::] or on the interface's own address",
+    );
   const family = isIP(host);
   if (family === 0) {
     throw invalid(url, "host must be an IP address, localhost, * or + (names other than localhost are not resolved)");
