@@ -307,7 +307,10 @@ async fn serve_as<IO, A, Fut>(
                 edge.state,
             ));
             let conn = builders.http1.serve_connection(io, service).with_upgrades();
-            run(conn, |c| c.graceful_shutdown(), shutdown, abort).await;
+            // Boxed, like the HTTP/2 branch: the connection task's future is only as
+            // large as the protocol in use, which an idle keep-alive connection holds
+            // for as long as it stays open.
+            Box::pin(run(conn, |c| c.graceful_shutdown(), shutdown, abort)).await;
         }
         Detected::Http2 => {
             let edge = http2::Http2Edge {
@@ -315,7 +318,15 @@ async fn serve_as<IO, A, Fut>(
                 connection: edge.connection,
                 min_response_data_rate: edge.min_response_data_rate,
             };
-            http2::serve(io, &builders.http2, edge, app, shutdown, abort).await
+            Box::pin(http2::serve(
+                io,
+                &builders.http2,
+                edge,
+                app,
+                shutdown,
+                abort,
+            ))
+            .await
         }
     }
 }

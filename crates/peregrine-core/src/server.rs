@@ -380,22 +380,26 @@ async fn serve_accepted<H: Handler>(
         transport,
     };
     match tls {
+        // Each protocol and transport boxed: the connection task is only as large as
+        // the path the connection took, for as long as the connection stays open.
         None => {
-            serve_as_connection(
+            Box::pin(serve_as_connection(
                 stream, None, peer, builders, settings, handler, shutdown, abort,
-            )
+            ))
             .await
         }
         Some(tls) => {
             // A handshake in progress when the server stops is simply dropped.
             let timeout = tls::handshake_timeout(settings.limits.request_headers_timeout);
             let handshake = tokio::select! {
-                h = tls.accept(stream, settings.protocols, timeout) => h,
+                // Boxed: rustls's handshake state would otherwise sit in every
+                // connection task for the connection's whole life.
+                h = Box::pin(tls.accept(stream, settings.protocols, timeout)) => h,
                 _ = shutdown.cancelled() => return,
             };
             match handshake {
                 Ok((stream, tls_info)) => {
-                    serve_as_connection(
+                    Box::pin(serve_as_connection(
                         stream,
                         Some(tls_info),
                         peer,
@@ -404,7 +408,7 @@ async fn serve_accepted<H: Handler>(
                         handler,
                         shutdown,
                         abort,
-                    )
+                    ))
                     .await
                 }
                 Err(reason) => handshake_refused(reason, peer, &settings, &*handler),

@@ -406,6 +406,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
                             continue;
                         }
                     }
+                    if this.buf.is_empty() {
+                        // Nothing is held for the next read: an idle keep-alive
+                        // connection should not keep a read buffer of its own.
+                        this.buf = BytesMut::new();
+                    }
                     return Poll::Pending;
                 }
             }
