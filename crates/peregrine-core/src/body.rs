@@ -39,6 +39,8 @@ enum Source {
         data_done: bool,
     },
     Full(Option<Bytes>),
+    /// The client's side of an upgraded connection (`upgrade.rs`).
+    Upgraded(crate::upgrade::UpgradedRead),
 }
 
 /// The body of an incoming request, read chunk by chunk.
@@ -141,6 +143,17 @@ impl RequestBody {
         }
     }
 
+    /// What the client sends after an upgrade: no size limit, no minimum rate.
+    pub(crate) fn upgraded(reader: crate::upgrade::UpgradedReader) -> Self {
+        RequestBody {
+            source: Source::Upgraded(crate::upgrade::UpgradedRead::Waiting(reader)),
+            limit: None,
+            received: 0,
+            started: false,
+            rate: None,
+        }
+    }
+
     /// A body held in memory, for tests and in-process callers.
     pub fn full(data: impl Into<Bytes>) -> Self {
         let data = data.into();
@@ -159,6 +172,7 @@ impl RequestBody {
             Source::Incoming(b) => b.is_end_stream(),
             Source::H2 { recv, .. } => recv.is_end_stream(),
             Source::Full(d) => d.is_none(),
+            Source::Upgraded(_) => false,
         }
     }
 
@@ -168,6 +182,7 @@ impl RequestBody {
             Source::Incoming(b) => b.size_hint().exact(),
             Source::H2 { content_length, .. } => *content_length,
             Source::Full(d) => Some(d.as_ref().map_or(0, |d| d.len() as u64)),
+            Source::Upgraded(_) => None,
         }
     }
 
@@ -240,6 +255,14 @@ impl Body for RequestBody {
         }
         let polled = match &mut this.source {
             Source::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Source::Upgraded(read) => read.poll_chunk(cx).map(|chunk| match chunk {
+                None => None,
+                Some(Ok(data)) => Some(Ok(Frame::data(data))),
+                Some(Err(e)) => Some(Err(Error::new(
+                    ErrorCode::BodyRead,
+                    format!("reading the upgraded connection failed: {e}"),
+                ))),
+            }),
             Source::H2 {
                 recv, data_done, ..
             } => poll_h2(recv, data_done, cx),

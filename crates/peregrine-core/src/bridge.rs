@@ -31,6 +31,7 @@ use crate::connection::ConnectionInfo;
 use crate::error::{Error, ErrorCode};
 use crate::guard::Rejection;
 use crate::handler::{Abort, Handler, Request, RequestHead, ResetStream, Response};
+use crate::upgrade::UpgradeSlot;
 
 /// Identifies one request/response exchange between the bridge and its host.
 pub type ExchangeId = u32;
@@ -89,6 +90,8 @@ struct Exchange {
     /// Stops the body pump when the exchange ends. Made when the pump starts: most
     /// requests have no body, and a token costs an allocation and a lock to cancel.
     cancel: Option<CancellationToken>,
+    /// Set for an upgradable HTTP/1.1 request until it is upgraded or answered.
+    upgrade: Option<Box<UpgradeSlot>>,
 }
 
 impl Drop for Exchange {
@@ -329,6 +332,18 @@ impl Bridge {
             crate::handler::set_reason_phrase(&mut head, reason)?;
         }
         let responder = self.take_responder(id)?;
+        let body = self.response_channel(id, None);
+        let (mut parts, _) = head.into_parts();
+        parts.status = status;
+        parts.headers = headers;
+        let _ = responder.send(Ok(http::Response::from_parts(parts, body)));
+        Ok(())
+    }
+
+    /// The channel a streamed response (or an upgraded stream) is written through: the
+    /// writer goes in the exchange, hyper reads the body. With `incoming`, the request
+    /// body is replaced too (what the client sends after an upgrade).
+    fn response_channel(&self, id: ExchangeId, incoming: Option<RequestBody>) -> ResponseBody {
         let me = self.me.clone();
         let (writer, body) = BodyWriter::channel(
             self.response_buffer_size,
@@ -340,11 +355,48 @@ impl Bridge {
         );
         if let Some(exchange) = lock(&self.exchanges).get_mut(&id) {
             exchange.writer = Some(writer);
+            if let Some(incoming) = incoming {
+                exchange.body = BodyState::Idle(incoming);
+            }
         }
-        let (mut parts, _) = head.into_parts();
-        parts.status = status;
-        parts.headers = headers;
-        let _ = responder.send(Ok(http::Response::from_parts(parts, body)));
+        body
+    }
+
+    /// Upgrades the exchange's connection (the upgrade feature): answers 101 with
+    /// `headers` plus `Connection: upgrade`. Afterwards [`Bridge::read_body`] reads what
+    /// the client sends, and [`Bridge::write`] and [`Bridge::finish`] send to it, with
+    /// a streamed response's backpressure. Fails, leaving the exchange as it was, when
+    /// the request is not upgradable or maxConcurrentUpgradedConnections is reached.
+    pub fn upgrade(&self, id: ExchangeId, mut headers: HeaderMap) -> Result<(), Error> {
+        let slot = {
+            let mut map = lock(&self.exchanges);
+            let exchange = map.get_mut(&id).ok_or_else(|| unknown(id))?;
+            if exchange.responder.is_none() {
+                return Err(Error::new(
+                    ErrorCode::ResponseAlreadyStarted,
+                    format!("request {id} has already started its response: upgrade first"),
+                ));
+            }
+            exchange.upgrade.take().ok_or_else(|| {
+                Error::new(
+                    ErrorCode::NotUpgradable,
+                    format!("request {id} is not upgradable: only an HTTP/1.1 request with Connection: upgrade, an Upgrade header and no body is; check isUpgradableRequest first"),
+                )
+            })?
+        };
+        let upgrading = slot.accept()?;
+        let responder = self.take_responder(id)?;
+        let (reader_tx, reader_rx) = oneshot::channel();
+        let outgoing = self.response_channel(id, Some(RequestBody::upgraded(reader_rx)));
+        headers.insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("upgrade"),
+        );
+        let mut response = http::Response::new(ResponseBody::empty());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        *response.headers_mut() = headers;
+        self.runtime.spawn(upgrading.run(outgoing, reader_tx));
+        let _ = responder.send(Ok(response));
         Ok(())
     }
 
@@ -563,14 +615,21 @@ impl Handler for Arc<Bridge> {
         }
     }
 
-    async fn call(&self, request: Request) -> Result<Response, Abort> {
+    async fn call(&self, mut request: Request) -> Result<Response, Abort> {
         let (tx, rx) = oneshot::channel();
         let body_empty = request.body.is_end_stream();
+        let upgrade = request
+            .head
+            .parts
+            .extensions
+            .remove::<UpgradeSlot>()
+            .map(Box::new);
         let id = self.insert(Exchange {
             responder: Some(tx),
             body: BodyState::Idle(request.body),
             writer: None,
             cancel: None,
+            upgrade,
         });
         let mut guard = PendingGuard {
             bridge: self,

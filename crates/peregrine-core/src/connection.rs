@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use http::header::{HeaderValue, SERVER};
+use http::header::{HeaderValue, CONNECTION, SERVER};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -25,6 +25,7 @@ use crate::server::Limits;
 use crate::stats::ServerStats;
 use crate::tls::{Alpn, TlsInfo};
 use crate::transport::Transport;
+use crate::upgrade::{self, ConnectionUpgrades, UpgradeSlot};
 
 /// What a request knows about the connection it arrived on (the connection feature).
 #[derive(Debug)]
@@ -180,6 +181,18 @@ pub(crate) async fn serve<H, IO>(
         }),
         state: edge_state.clone(),
         min_response_data_rate: settings.limits.min_response_data_rate,
+        upgrades: None,
+    };
+    let upgrades = ConnectionUpgrades::new(
+        settings.stats.clone(),
+        settings.limits.max_concurrent_upgraded_connections,
+        edge.observer.clone(),
+        info.clone(),
+        abort.clone(),
+    );
+    let edge = Edge {
+        upgrades: Some(upgrades.clone()),
+        ..edge
     };
     // HTTP/1.1 requests on a connection are served one after another, so a counter
     // gives each its position: the guard marks refused ones by position.
@@ -189,6 +202,7 @@ pub(crate) async fn serve<H, IO>(
         let handler = handler.clone();
         let info = info.clone();
         let settings = settings.clone();
+        let upgrades = upgrades.clone();
         let refusal = edge_state.refusal_for(requests.fetch_add(1, Ordering::Relaxed));
         async move {
             if let Some(reason) = refusal {
@@ -201,7 +215,9 @@ pub(crate) async fn serve<H, IO>(
                 return Ok(response);
             }
             settings.stats.request();
-            let (parts, body) = req.into_parts();
+            let (mut parts, body) = req.into_parts();
+            let asks_for_upgrade = upgrade::asks_for_upgrade(&parts);
+            offer_upgrade(&mut parts, upgrades);
             let body = body.with_min_data_rate(settings.limits.min_request_body_data_rate);
             let request = Request {
                 head: RequestHead {
@@ -219,6 +235,13 @@ pub(crate) async fn serve<H, IO>(
                     .headers_mut()
                     .entry(SERVER)
                     .or_insert(HeaderValue::from_static("Peregrine"));
+            }
+            if asks_for_upgrade && response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+                // The guard stopped inspecting after the head, so the connection must
+                // not carry another request.
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
             }
             Ok::<_, ServiceError>(response)
         }
@@ -251,6 +274,18 @@ pub(crate) async fn serve<H, IO>(
     .await;
 }
 
+/// Puts an [`UpgradeSlot`] in an upgradable HTTP/1.1 request.
+fn offer_upgrade(parts: &mut http::request::Parts, upgrades: Arc<ConnectionUpgrades>) {
+    if !upgrade::is_upgradable(parts) {
+        return;
+    }
+    if let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
+        parts
+            .extensions
+            .insert(UpgradeSlot::new(on_upgrade, upgrades));
+    }
+}
+
 /// What the HTTP/1.1 edge guard needs for one connection.
 struct Edge {
     settings: Arc<GuardSettings>,
@@ -258,6 +293,8 @@ struct Edge {
     observer: Arc<dyn EdgeObserver>,
     state: Arc<EdgeState>,
     min_response_data_rate: Option<MinDataRate>,
+    /// Set once the connection's service exists: upgrades and their streams.
+    upgrades: Option<Arc<ConnectionUpgrades>>,
 }
 
 /// Counts each refusal and tells the handler, which logs it.
@@ -295,6 +332,7 @@ async fn serve_as<IO, A, Fut>(
     match protocol {
         Detected::Http1 => {
             let limit = builders.max_request_body_size;
+            let upgrades = edge.upgrades.clone();
             let service = service_fn(move |req: http::Request<Incoming>| {
                 app(req.map(|body| RequestBody::incoming(body, limit)))
             });
@@ -311,6 +349,11 @@ async fn serve_as<IO, A, Fut>(
             // large as the protocol in use, which an idle keep-alive connection holds
             // for as long as it stays open.
             Box::pin(run(conn, |c| c.graceful_shutdown(), shutdown, abort)).await;
+            // An upgraded stream outlives hyper's connection; the connection (and the
+            // server's shutdown) waits for it, or for the abort at shutdownTimeout.
+            if let Some(upgrades) = upgrades {
+                upgrades.closed().await;
+            }
         }
         Detected::Http2 => {
             let edge = http2::Http2Edge {

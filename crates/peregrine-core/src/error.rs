@@ -25,6 +25,8 @@ pub enum ErrorCode {
     TlsKeyMismatch,
     TlsCertificateExpired,
     TlsInvalidCa,
+    NotUpgradable,
+    UpgradeLimit,
 }
 
 impl ErrorCode {
@@ -51,6 +53,8 @@ impl ErrorCode {
             ErrorCode::TlsKeyMismatch => "PEREGRINE_TLS_KEY_MISMATCH",
             ErrorCode::TlsCertificateExpired => "PEREGRINE_TLS_CERTIFICATE_EXPIRED",
             ErrorCode::TlsInvalidCa => "PEREGRINE_TLS_INVALID_CA",
+            ErrorCode::NotUpgradable => "PEREGRINE_NOT_UPGRADABLE",
+            ErrorCode::UpgradeLimit => "PEREGRINE_UPGRADE_LIMIT",
         }
     }
 }

@@ -24,6 +24,7 @@ mod preface;
 pub mod runtime;
 mod server;
 mod stats;
+pub mod upgrade;
 pub mod tls;
 pub mod transport;
 

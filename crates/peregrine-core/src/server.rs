@@ -30,6 +30,9 @@ pub struct Limits {
     pub max_response_buffer_size: usize,
     /// Open connections at most; more are closed at accept. `None` (default): no limit.
     pub max_concurrent_connections: Option<u64>,
+    /// Upgraded (HTTP/1.1 101) connections at most, counted apart from
+    /// `max_concurrent_connections`; past it an upgrade is refused. `None` (default): no limit.
+    pub max_concurrent_upgraded_connections: Option<u64>,
     /// Longest request line in bytes; longer gets 414. Default 8192.
     pub max_request_line_size: usize,
     /// Most header fields in a request; more gets 431. Default 100.
@@ -92,6 +95,7 @@ impl Default for Limits {
             max_request_buffer_size: 1024 * 1024,
             max_response_buffer_size: 64 * 1024,
             max_concurrent_connections: None,
+            max_concurrent_upgraded_connections: None,
             max_request_line_size: 8192,
             max_request_header_count: 100,
             max_request_headers_total_size: 32 * 1024,

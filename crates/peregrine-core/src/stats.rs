@@ -9,6 +9,7 @@ use crate::guard::Rejection;
 #[derive(Default)]
 pub struct ServerStats {
     current_connections: AtomicU64,
+    current_upgraded: AtomicU64,
     total_connections: AtomicU64,
     total_requests: AtomicU64,
     rejections: [AtomicU64; Rejection::ALL.len()],
@@ -36,6 +37,18 @@ impl ServerStats {
         Some(ConnectionCount(self.clone()))
     }
 
+    /// Moves an open connection from maxConcurrentConnections' count to
+    /// maxConcurrentUpgradedConnections', unless `max` upgraded connections are open.
+    pub(crate) fn try_upgrade(self: &Arc<Self>, max: Option<u64>) -> Option<UpgradedCount> {
+        let open = self.current_upgraded.fetch_add(1, Ordering::Relaxed) + 1;
+        if max.is_some_and(|max| open > max) {
+            self.current_upgraded.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        self.current_connections.fetch_sub(1, Ordering::Relaxed);
+        Some(UpgradedCount(self.clone()))
+    }
+
     pub(crate) fn request(&self) {
         self.total_requests.fetch_add(1, Ordering::Relaxed);
     }
@@ -56,6 +69,18 @@ impl ServerStats {
                 .filter(|(_, n)| *n > 0)
                 .collect(),
         }
+    }
+}
+
+/// Counts one upgraded connection until dropped. It is dropped before the connection's
+/// [`ConnectionCount`], so the connection goes back to the open count just before it
+/// leaves it.
+pub(crate) struct UpgradedCount(Arc<ServerStats>);
+
+impl Drop for UpgradedCount {
+    fn drop(&mut self) {
+        self.0.current_upgraded.fetch_sub(1, Ordering::Relaxed);
+        self.0.current_connections.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -32,6 +32,8 @@ pub struct NativeServerOptions {
     pub max_response_buffer_size: u32,
     /// A negative value means unlimited.
     pub max_concurrent_connections: f64,
+    /// A negative value (or none) means unlimited.
+    pub max_concurrent_upgraded_connections: Option<f64>,
     pub max_request_line_size: u32,
     pub max_request_header_count: u32,
     pub max_request_headers_total_size: u32,
@@ -227,6 +229,10 @@ impl NativeServer {
             max_response_buffer_size: options.max_response_buffer_size as usize,
             max_concurrent_connections: (options.max_concurrent_connections >= 0.0)
                 .then_some(options.max_concurrent_connections as u64),
+            max_concurrent_upgraded_connections: options
+                .max_concurrent_upgraded_connections
+                .filter(|n| *n >= 0.0)
+                .map(|n| n as u64),
             max_request_line_size: options.max_request_line_size as usize,
             max_request_header_count: options.max_request_header_count as usize,
             max_request_headers_total_size: options.max_request_headers_total_size as usize,
@@ -493,6 +499,15 @@ impl NativeServer {
                 convert::headers(&headers)?,
                 reason.as_deref(),
             )
+            .map_err(js_error)
+    }
+
+    /// Upgrades the request's connection: 101 with the packed headers; afterwards
+    /// readBody, write and finish carry the upgraded stream.
+    #[napi]
+    pub fn upgrade(&self, id: u32, headers: String) -> napi::Result<()> {
+        self.bridge
+            .upgrade(id, convert::headers(&headers)?)
             .map_err(js_error)
     }
 

@@ -33,6 +33,10 @@ export const ErrorCodes = {
   INVALID_STATUS: "PEREGRINE_INVALID_STATUS",
   /** Headers or status changed after the response started. */
   RESPONSE_STARTED: "PEREGRINE_RESPONSE_STARTED",
+  /** upgrade() on a request that is not an HTTP/1.1 upgrade request. */
+  NOT_UPGRADABLE: "PEREGRINE_NOT_UPGRADABLE",
+  /** upgrade() refused: limits.maxConcurrentUpgradedConnections upgraded connections are open. */
+  UPGRADE_LIMIT: "PEREGRINE_UPGRADE_LIMIT",
   /** The request body was read twice. */
   BODY_CONSUMED: "PEREGRINE_BODY_CONSUMED",
   /** The request body exceeded maxRequestBodySize (answered with 413). */

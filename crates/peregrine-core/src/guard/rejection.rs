@@ -65,6 +65,9 @@ pub enum Rejection {
     Http2SettingsFlood,
     /// More non-ACK PING frames than allowed in the window; GOAWAY and close.
     Http2PingFlood,
+    /// maxConcurrentUpgradedConnections was reached: the upgrade was refused and the
+    /// application told so.
+    UpgradeLimit,
 }
 
 impl Rejection {
@@ -100,6 +103,7 @@ impl Rejection {
             Rejection::Http2ConnectionWindowStall => "HTTP2_CONNECTION_WINDOW_STALL",
             Rejection::Http2SettingsFlood => "HTTP2_SETTINGS_FLOOD",
             Rejection::Http2PingFlood => "HTTP2_PING_FLOOD",
+            Rejection::UpgradeLimit => "MAX_CONCURRENT_UPGRADED_CONNECTIONS",
         }
     }
 
@@ -117,7 +121,8 @@ impl Rejection {
             | Rejection::Http2StreamWindowStall
             | Rejection::Http2ConnectionWindowStall
             | Rejection::Http2SettingsFlood
-            | Rejection::Http2PingFlood => 0,
+            | Rejection::Http2PingFlood
+            | Rejection::UpgradeLimit => 0,
             _ => 400,
         }
     }
@@ -135,7 +140,7 @@ impl Rejection {
     }
 
     /// Every reason, for counters.
-    pub const ALL: [Rejection; 29] = [
+    pub const ALL: [Rejection; 30] = [
         Rejection::BareLineFeed,
         Rejection::MalformedRequestLine,
         Rejection::UnsupportedVersion,
@@ -165,6 +170,7 @@ impl Rejection {
         Rejection::Http2ConnectionWindowStall,
         Rejection::Http2SettingsFlood,
         Rejection::Http2PingFlood,
+        Rejection::UpgradeLimit,
     ];
 
     pub fn index(self) -> usize {

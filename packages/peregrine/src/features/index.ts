@@ -3,6 +3,7 @@
  * Http.Features. A server supplies them; HttpContext is only a convenient view.
  * Each interface has a key of the same name: `ctx.features.get(IHttpRequestFeature)`.
  */
+import type { Duplex } from "node:stream";
 import type { HeaderDictionary } from "../http/headers.js";
 import { FeatureKey } from "./feature-collection.js";
 
@@ -168,3 +169,22 @@ export interface IHttpResetFeature {
   reset(errorCode: number): void;
 }
 export const IHttpResetFeature = new FeatureKey<IHttpResetFeature>("IHttpResetFeature");
+
+/**
+ * HTTP/1.1 Upgrade (ASP.NET Core's IHttpUpgradeFeature). Present on servers that can
+ * upgrade; see docs/upgrade.md.
+ */
+export interface IHttpUpgradeFeature {
+  /** HTTP/1.1, `Connection: upgrade`, an `Upgrade` header and no body. */
+  readonly isUpgradableRequest: boolean;
+  /**
+   * Answers 101 Switching Protocols with the response headers set so far (plus
+   * `Connection: upgrade`, and `Upgrade` as the client asked unless set), and resolves
+   * with the connection as a byte stream. It stays open while the pipeline runs: when
+   * the app's handler returns, the stream is ended. Rejects with
+   * PEREGRINE_NOT_UPGRADABLE, or PEREGRINE_UPGRADE_LIMIT past
+   * limits.maxConcurrentUpgradedConnections; the response can then still be sent.
+   */
+  upgrade(): Promise<Duplex>;
+}
+export const IHttpUpgradeFeature = new FeatureKey<IHttpUpgradeFeature>("IHttpUpgradeFeature");

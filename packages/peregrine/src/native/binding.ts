@@ -13,6 +13,8 @@ export interface NativeServerOptions {
   maxResponseBufferSize: number;
   /** Negative for unlimited. */
   maxConcurrentConnections: number;
+  /** Negative: unlimited. */
+  maxConcurrentUpgradedConnections?: number;
   maxRequestLineSize: number;
   maxRequestHeaderCount: number;
   maxRequestHeadersTotalSize: number;
@@ -63,6 +65,8 @@ export interface NativeServerHandle {
   reset(id: number, code: number): void;
   reloadTls(tls: NativeTlsOptions): void;
   readBody(id: number): void;
+  /** Answers 101 with the packed headers; readBody, write and finish then carry the upgraded stream. */
+  upgrade(id: number, headers: string): void;
   setMaxRequestBodySize(id: number, limit: number): void;
   stop(timeoutMs: number): void;
   close(): void;

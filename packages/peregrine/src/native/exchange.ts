@@ -1,20 +1,24 @@
-import { ErrorCodes, PeregrineError } from "../errors.js";
+import type { Duplex } from "node:stream";
+import { ErrorCodes, fromNativeError, PeregrineError } from "../errors.js";
 import {
   type BodyChunk,
   type FeatureKey,
   type IHttpConnectionFeature,
   type IHttpResetFeature,
+  type IHttpUpgradeFeature,
   type IStreamIdFeature,
   type ITlsConnectionFeature,
   IHttpRequestTrailersFeature as RequestTrailersKey,
   IHttpResetFeature as ResetKey,
   IStreamIdFeature as StreamIdKey,
   ITlsConnectionFeature as TlsKey,
+  IHttpUpgradeFeature as UpgradeKey,
 } from "../features/index.js";
 import type { HeaderDictionary } from "../http/headers.js";
 import type { Logger } from "../logging.js";
 import { connectionIdString, ServerExchange } from "../servers/exchange.js";
 import { RequestTrailers } from "../servers/request-trailers.js";
+import { isUpgradeRequest, upgradedStream } from "../servers/upgraded-stream.js";
 import type { NativeServerHandle } from "./binding.js";
 import { NativeRequestBody, NativeRequestFeature } from "./request-feature.js";
 import type { ResponseBatch } from "./response-batch.js";
@@ -56,7 +60,7 @@ class NativeConnectionFeature implements IHttpConnectionFeature {
  * check is off here. The request, connection and trailers features are separate
  * objects, made when first asked for.
  */
-export class NativeExchange extends ServerExchange implements IHttpResetFeature {
+export class NativeExchange extends ServerExchange implements IHttpResetFeature, IHttpUpgradeFeature {
   readonly id: number;
   readonly request: NativeRequestFeature;
   readonly requestBody: NativeRequestBody;
@@ -69,6 +73,8 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature 
   /** Trailer fields from the tape, once they arrived. */
   #receivedTrailers: [string, string][] = [];
   #released = false;
+  /** Set while start() sends the head as a 101 for upgrade(). */
+  #upgrading = false;
 
   constructor(
     owner: ExchangeOwner,
@@ -96,6 +102,8 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature 
         return this.#requestTrailers as T;
       case TlsKey:
         return this.#tls as T | undefined;
+      case UpgradeKey:
+        return this.#record.version === 11 ? (this as unknown as T) : undefined;
       case ResetKey:
         return this.#record.version === 20 ? (this as unknown as T) : undefined;
       case StreamIdKey:
@@ -119,6 +127,11 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature 
   }
 
   protected sendHead(): void {
+    if (this.#upgrading) {
+      if (!this.headers.has("upgrade")) this.headers.set("upgrade", this.request.headers.get("upgrade") ?? "");
+      this.#owner.handle.upgrade(this.id, this.headers.pack());
+      return;
+    }
     this.#owner.handle.startResponse(this.id, this.statusCode, this.#packedHeaders(), this.reasonPhrase);
   }
 
@@ -185,6 +198,41 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature 
   /** Request trailers from the tape; the body's end follows them. */
   onTrailers(headers: [string, string][]): void {
     this.#receivedTrailers = headers;
+  }
+
+  // ---- IHttpUpgradeFeature ----
+
+  get isUpgradableRequest(): boolean {
+    const headers = this.request.headers;
+    return isUpgradeRequest(this.request.protocol, (name) => headers.get(name), !this.#record.bodyEmpty);
+  }
+
+  async upgrade(): Promise<Duplex> {
+    if (!this.isUpgradableRequest) {
+      throw new PeregrineError(
+        ErrorCodes.NOT_UPGRADABLE,
+        "upgrade(): this request cannot be upgraded; only an HTTP/1.1 request with Connection: upgrade, an Upgrade header and no body can (check isUpgradableRequest)",
+      );
+    }
+    if (this.hasStarted) {
+      throw new PeregrineError(ErrorCodes.RESPONSE_STARTED, "upgrade(): the response has already started");
+    }
+    // The head goes out through the response state machine (onStarting runs, headers
+    // lock), as a 101 from the core instead of a response head.
+    this.#upgrading = true;
+    try {
+      await this.start();
+    } catch (error) {
+      throw fromNativeError(error);
+    } finally {
+      this.#upgrading = false;
+    }
+    this.requestBody.reopenForUpgrade();
+    return upgradedStream(this.requestBody, {
+      write: (chunk) => this.write(chunk),
+      complete: () => this.complete(),
+      abort: () => this.abort(),
+    });
   }
 
   // ---- IHttpResetFeature ----

@@ -159,6 +159,7 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
           maxRequestBufferSize: this.#limits.maxRequestBufferSize,
           maxResponseBufferSize: this.#limits.maxResponseBufferSize,
           maxConcurrentConnections: this.#limits.maxConcurrentConnections ?? -1,
+          maxConcurrentUpgradedConnections: this.#limits.maxConcurrentUpgradedConnections ?? -1,
           maxRequestLineSize: this.#limits.maxRequestLineSize,
           maxRequestHeaderCount: this.#limits.maxRequestHeaderCount,
           maxRequestHeadersTotalSize: this.#limits.maxRequestHeadersTotalSize,

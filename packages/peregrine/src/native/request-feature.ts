@@ -66,6 +66,16 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
     this.#received = empty;
   }
 
+  /**
+   * After an upgrade, the body is what the client sends on the upgraded connection. An
+   * upgradable request has no body of its own, so nothing was read before.
+   */
+  reopenForUpgrade(): void {
+    this.#ended = false;
+    this.#received = false;
+    this.#iterating = false;
+  }
+
   /** True once the whole body has arrived (request trailers are then known). */
   get complete(): boolean {
     return this.#received;

@@ -13,6 +13,11 @@ export interface ServerLimits {
   maxResponseBufferSize: number;
   /** Open connections at most, or null for no limit; more are closed at accept. Default null. */
   maxConcurrentConnections: number | null;
+  /**
+   * Upgraded (101) connections at most, or null for no limit; counted apart from
+   * maxConcurrentConnections. Past it, upgrade() is refused. Default null.
+   */
+  maxConcurrentUpgradedConnections: number | null;
   /** Longest request line, bytes. Default 8192. Exceeded: 414. */
   maxRequestLineSize: number;
   /** Most header fields in a request. Default 100. Exceeded: 431. */
@@ -84,6 +89,7 @@ export const DEFAULT_LIMITS: Readonly<ServerLimits> = Object.freeze({
   maxRequestBufferSize: 1_048_576,
   maxResponseBufferSize: 65_536,
   maxConcurrentConnections: null,
+  maxConcurrentUpgradedConnections: null,
   maxRequestLineSize: 8192,
   maxRequestHeaderCount: 100,
   maxRequestHeadersTotalSize: 32_768,
@@ -212,6 +218,16 @@ export function resolveLimits(given: LimitsOptions | undefined): ServerLimits {
         : whole(
             "maxConcurrentConnections",
             pick("maxConcurrentConnections"),
+            1,
+            2 ** 31 - 1,
+            "connections (or null for no limit)",
+          ),
+    maxConcurrentUpgradedConnections:
+      pick("maxConcurrentUpgradedConnections") === null
+        ? null
+        : whole(
+            "maxConcurrentUpgradedConnections",
+            pick("maxConcurrentUpgradedConnections"),
             1,
             2 ** 31 - 1,
             "connections (or null for no limit)",
