@@ -12,6 +12,7 @@ import {
   IHttpRequestTrailersFeature,
   IHttpResetFeature,
   IHttpResponseTrailersFeature,
+  IHttpUpgradeFeature,
   IStreamIdFeature,
 } from "peregrine";
 import { expect } from "vitest";
@@ -981,6 +982,36 @@ export const CASES: ConformanceCase[] = [
         "HTTP/2",
       );
       expect(await (await mixed.fetch("/p")).text()).toBe("HTTP/1.1");
+    },
+  },
+  {
+    name: "Upgrade: 101, then the connection echoes; a plain request is not upgradable",
+    needs: ["upgrade", "wire"],
+    async run(sut) {
+      const t = await startOn(sut, (app) =>
+        app.mapGet("/echo", async (ctx) => {
+          const feature = ctx.features.get(IHttpUpgradeFeature);
+          if (feature?.isUpgradableRequest !== true) return `upgradable: ${feature?.isUpgradableRequest}`;
+          const stream = await feature.upgrade();
+          for await (const chunk of stream) {
+            stream.write(chunk);
+            if (String(chunk).includes("bye")) break;
+          }
+          stream.end();
+        }),
+      );
+      expect(await (await t.fetch("/echo")).text()).toBe("upgradable: false");
+      const c = await t.raw();
+      c.write("GET /echo HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n");
+      const head = (await c.waitFor((b) => b.includes("\r\n\r\n"))).toString("latin1");
+      expect(head).toMatch(/^HTTP\/1\.1 101 /);
+      expect(head).toMatch(/\r\nupgrade: echo\r\n/i);
+      c.take();
+      c.write("hello");
+      expect((await c.waitFor((b) => b.length >= 5)).toString()).toBe("hello");
+      c.take();
+      c.write("bye");
+      expect((await c.waitForClose()).toString()).toBe("bye");
     },
   },
   {

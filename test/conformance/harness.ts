@@ -30,7 +30,9 @@ export type Capability =
   /** HTTP/2 (h2c with prior knowledge, and h2 over TLS with ALPN when it has tls). */
   | "http2"
   /** stop(): stops accepting, lets in-flight requests finish, ends the rest when the signal aborts. */
-  | "gracefulStop";
+  | "gracefulStop"
+  /** IHttpUpgradeFeature: HTTP/1.1 101 and the connection as a byte stream (docs/upgrade.md). */
+  | "upgrade";
 
 export interface StartOptions {
   limits?: WebApplicationOptions["limits"];
@@ -59,6 +61,7 @@ export const ALL: Capability[] = [
   "tls",
   "http2",
   "gracefulStop",
+  "upgrade",
 ];
 
 export const SERVERS: ServerUnderTest[] = [

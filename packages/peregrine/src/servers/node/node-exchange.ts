@@ -1,6 +1,7 @@
-import type { ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { type Http2ServerResponse, type Http2Session, constants as http2Constants } from "node:http2";
 import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
 import { ErrorCodes, PeregrineError } from "../../errors.js";
 import {
@@ -9,6 +10,7 @@ import {
   type IHttpConnectionFeature,
   IHttpRequestTrailersFeature,
   IHttpResetFeature,
+  IHttpUpgradeFeature,
   IStreamIdFeature,
   ITlsConnectionFeature,
 } from "../../features/index.js";
@@ -20,6 +22,12 @@ import { RequestBody } from "../request-body.js";
 import { RequestTrailers } from "../request-trailers.js";
 import { declaredLength, hasNoBody, type NodeRequest, NodeRequestFeature, readableBodyReader } from "./node-request.js";
 import { NodeTlsConnection } from "./node-tls.js";
+import {
+  isNodeUpgradeRequest,
+  type NodeUpgradeContext,
+  switchingProtocolsHead,
+  type UpgradeCounter,
+} from "./node-upgrade.js";
 
 export type NodeResponse = ServerResponse | Http2ServerResponse;
 
@@ -104,7 +112,7 @@ export class NodeConnection implements IHttpConnectionFeature {
 }
 
 /** What an exchange needs from the NodeServer that owns it. */
-export interface NodeExchangeOwner {
+export interface NodeExchangeOwner extends UpgradeCounter {
   readonly logger: Logger;
   readonly addServerHeader: boolean;
   readonly limits: ServerLimits;
@@ -130,7 +138,7 @@ function trailerPairs(raw: string[]): [string, string][] {
  * compatibility API) request and response. The state machine is ServerExchange's; this
  * class maps its hooks onto `res.writeHead`, `write`, `end`, `drain` and `close`.
  */
-export class NodeExchange extends ServerExchange implements IHttpResetFeature {
+export class NodeExchange extends ServerExchange implements IHttpResetFeature, IHttpUpgradeFeature {
   readonly request: NodeRequestFeature;
   readonly requestBody: RequestBody;
   readonly req: NodeRequest;
@@ -144,13 +152,17 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
   #requestTrailers: RequestTrailers | undefined;
   #closeConnection = false;
   #wroteBody = false;
+  /** Set for a request node:http gave the 'upgrade' listener. */
+  readonly #upgrade: NodeUpgradeContext | undefined;
+  #upgrading = false;
+  #upgraded = false;
 
   constructor(
     owner: NodeExchangeOwner,
     req: NodeRequest,
     res: NodeResponse,
     connection: NodeConnection,
-    options: { https: boolean; expectContinue: boolean },
+    options: { https: boolean; expectContinue: boolean; upgrade?: NodeUpgradeContext },
   ) {
     super(owner.logger, owner.limits);
     this.#owner = owner;
@@ -162,6 +174,14 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
     connection.lastRequest = req;
     this.#requestNumber = ++connection.requests;
     this.#expectContinue = options.expectContinue;
+    this.#upgrade = options.upgrade;
+    if (options.upgrade !== undefined) {
+      // node:http has let go of the socket: answered without upgrading, it closes.
+      const socket = options.upgrade.socket;
+      res.once("finish", () => {
+        if (!this.#upgraded) socket.end();
+      });
+    }
     this.requestBody = new RequestBody(this, hasNoBody(req) ? undefined : readableBodyReader(req), declaredLength(req));
     this.request = new NodeRequestFeature(req, options.https, this.requestBody);
     // Without a listener, a request that breaks off would emit an uncaught 'error'.
@@ -194,6 +214,8 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
           : undefined;
       case IHttpResetFeature:
         return this.#http2 ? (this as unknown as T) : undefined;
+      case IHttpUpgradeFeature:
+        return this.#http2 ? undefined : (this as unknown as T);
       default:
         return undefined;
     }
@@ -272,6 +294,12 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
 
   protected sendHead(): void {
     const res = this.res as ServerResponse;
+    if (this.#upgrading && this.#upgrade !== undefined) {
+      const fields = [...(this.hasHeaders ? this.headers : [])] as [string, string][];
+      this.#upgrade.socket.write(switchingProtocolsHead(fields, this.req.headers.upgrade ?? ""));
+      this.#upgraded = true;
+      return;
+    }
     if (this.#http2) {
       this.#applyHttp2Head();
       res.writeHead(this.statusCode);
@@ -313,17 +341,64 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
 
   protected sendChunk(chunk: BodyChunk): boolean {
     this.#wroteBody = true;
+    if (this.#upgraded) return this.#upgradedWrite(chunk);
     if (this.res.destroyed) return true;
     return (this.res as ServerResponse).write(chunk);
   }
 
   protected sendEnd(trailers: HeaderDictionary | undefined): void {
+    if (this.#upgraded) {
+      this.#upgrade?.socket.end();
+      return;
+    }
     const res = this.res;
     if (trailers !== undefined) {
       if (this.#http2) (res as Http2ServerResponse).addTrailers(trailers.toJSON());
       else (res as ServerResponse).addTrailers([...trailers]);
     }
     res.end();
+  }
+
+  #upgradedWrite(chunk: BodyChunk): boolean {
+    const socket = this.#upgrade?.socket;
+    if (socket === undefined || socket.destroyed) return true;
+    if (socket.write(chunk)) return true;
+    socket.once("drain", () => this.onDrain());
+    return false;
+  }
+
+  // ---- IHttpUpgradeFeature ----
+
+  get isUpgradableRequest(): boolean {
+    return this.#upgrade !== undefined && isNodeUpgradeRequest(this.req as IncomingMessage);
+  }
+
+  async upgrade(): Promise<Duplex> {
+    const context = this.#upgrade;
+    if (context === undefined || !this.isUpgradableRequest) {
+      throw new PeregrineError(
+        ErrorCodes.NOT_UPGRADABLE,
+        "upgrade(): this request cannot be upgraded; only an HTTP/1.1 request with Connection: upgrade, an Upgrade header and no body can (check isUpgradableRequest)",
+      );
+    }
+    if (this.hasStarted) {
+      throw new PeregrineError(ErrorCodes.RESPONSE_STARTED, "upgrade(): the response has already started");
+    }
+    if (!this.#owner.tryUpgrade(context.socket)) {
+      this.#owner.rejected("MAX_CONCURRENT_UPGRADED_CONNECTIONS", 0, this.#connection);
+      throw new PeregrineError(
+        ErrorCodes.UPGRADE_LIMIT,
+        `upgrade refused: ${this.#owner.limits.maxConcurrentUpgradedConnections} upgraded connections are open, the most limits.maxConcurrentUpgradedConnections allows; answer the request without upgrading`,
+      );
+    }
+    this.#upgrading = true;
+    try {
+      await this.start();
+    } finally {
+      this.#upgrading = false;
+    }
+    if (context.head.length > 0) context.socket.unshift(context.head);
+    return context.socket;
   }
 
   protected queuedBytes(): number {
@@ -335,6 +410,10 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature {
   }
 
   protected destroy(): void {
+    if (this.#upgraded) {
+      this.#upgrade?.socket.destroy();
+      return;
+    }
     // HTTP/2: RST_STREAM(INTERNAL_ERROR), as the native core sends; HTTP/1.1: close the connection.
     if (this.#http2) (this.res as Http2ServerResponse).stream.close(http2Constants.NGHTTP2_INTERNAL_ERROR);
     else this.res.destroy();

@@ -26,6 +26,7 @@ import {
 } from "./node-limits.js";
 import type { NodeRequest } from "./node-request.js";
 import { applyTls, type NodeTlsSettings, nodeTlsSettings, refusesPeer, secureServerOptions } from "./node-tls.js";
+import type { NodeUpgradeContext } from "./node-upgrade.js";
 import { detectPreface } from "./preface.js";
 import { listenUnix } from "./unix-socket.js";
 
@@ -99,6 +100,7 @@ export class NodeServer implements IServer, NodeExchangeOwner {
   /** Open connections by their socket (HTTP/1.x) or session (HTTP/2). */
   readonly #connections = new Map<object, NodeConnection>();
   readonly #sockets = new Set<Socket>();
+  #upgradedOpen = 0;
   /** Connection ids by socket (HTTP/1.x) or session (HTTP/2), given on first sight. */
   readonly #ids = new WeakMap<object, number>();
   /** Close connections that sent nothing yet, which node's own idle tracking does not see. */
@@ -122,6 +124,15 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     this.addServerHeader = options.addServerHeader ?? true;
     this.logger = options.logger ?? createConsoleLogger();
     this.features.set(IServerAddressesFeature, { addresses: this.#addresses });
+  }
+
+  /** maxConcurrentUpgradedConnections: counts an upgraded socket until it closes. */
+  tryUpgrade(socket: Socket): boolean {
+    const max = this.limits.maxConcurrentUpgradedConnections;
+    if (max !== null && this.#upgradedOpen >= max) return false;
+    this.#upgradedOpen++;
+    socket.once("close", () => this.#upgradedOpen--);
+    return true;
   }
 
   get stopping(): boolean {
@@ -344,6 +355,16 @@ export class NodeServer implements IServer, NodeExchangeOwner {
       this.#dispatch(req, res, secure, expectContinue);
     server.on("request", onRequest(false));
     server.on("checkContinue", onRequest(true));
+    if (server instanceof http.Server || server instanceof https.Server) {
+      // Requests with an Upgrade header: served like any other, with the socket at hand
+      // for IHttpUpgradeFeature (node:http no longer parses the connection).
+      server.on("upgrade", (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+        const res = new http.ServerResponse(req);
+        res.shouldKeepAlive = false;
+        res.assignSocket(socket);
+        this.#dispatch(req as NodeRequest, res as NodeResponse, secure, false, { socket, head });
+      });
+    }
     if (server instanceof http.Server) {
       server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => this.#onClientError(error, socket));
     }
@@ -391,7 +412,13 @@ export class NodeServer implements IServer, NodeExchangeOwner {
     return connection;
   }
 
-  #dispatch(req: NodeRequest, res: NodeResponse, https: boolean, expectContinue: boolean): void {
+  #dispatch(
+    req: NodeRequest,
+    res: NodeResponse,
+    https: boolean,
+    expectContinue: boolean,
+    upgrade?: NodeUpgradeContext,
+  ): void {
     this.#totalRequests++;
     if (!("stream" in req)) {
       const refusal = headLimitStatus(req, this.limits) ?? headRefusal(req);
@@ -404,7 +431,11 @@ export class NodeServer implements IServer, NodeExchangeOwner {
         return;
       }
     }
-    const exchange = new NodeExchange(this, req, res, this.#connectionOf(req), { https, expectContinue });
+    const exchange = new NodeExchange(this, req, res, this.#connectionOf(req), {
+      https,
+      expectContinue,
+      ...(upgrade !== undefined ? { upgrade } : {}),
+    });
     const application = this.#application as IHttpApplication<unknown>;
     dispatch(application, exchange, this.logger);
   }
