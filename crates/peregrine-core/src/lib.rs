@@ -24,9 +24,9 @@ mod preface;
 pub mod runtime;
 mod server;
 mod stats;
-pub mod upgrade;
 pub mod tls;
 pub mod transport;
+pub mod upgrade;
 
 pub use body::{
     BodyChunk, BodyWriter, BoxError, MinDataRate, RequestBody, ResponseBody, WriteOutcome,
