@@ -11,7 +11,6 @@ use peregrine_core::{Error, ErrorCode};
 /// is cheaper than a napi reference plus the hop back to the JS thread to release it:
 /// each release is a threadsafe-function call that wakes the JS thread, and in a
 /// streamed echo of 32 KiB chunks those wake-ups cost the I/O thread more than copying.
-
 const ZERO_COPY_MIN: usize = 64 * 1024;
 
 /// Core errors reach JS as `Error("<CODE>: <message>")`; the TS package moves the code
