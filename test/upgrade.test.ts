@@ -1,6 +1,6 @@
 // HTTP/1.1 Upgrade on the native and node servers (IHttpUpgradeFeature): an echo protocol after
 // 101, a WebSocket handshake's shape, maxConcurrentUpgradedConnections, shutdown, and
-// memory on a 100 MB echo. Raw sockets on 127.0.0.1; docs/upgrade.md.
+// memory on a 256 MB echo. Raw sockets on 127.0.0.1; docs/upgrade.md.
 import crypto from "node:crypto";
 import type { Duplex } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -174,12 +174,12 @@ describe.each(["native", "node"] as const)("HTTP/1.1 upgrade (%s server)", (serv
     await stopped;
   });
 
-  it("100 MB echoed through an upgraded connection with bounded memory", async () => {
+  it("256 MB echoed through an upgraded connection with bounded memory", async () => {
     const { port } = await echoApp(server);
     const { client } = await upgradeTo(port);
     const socket = client.socket;
     socket.removeAllListeners("data");
-    const total = 100 * 1024 * 1024;
+    const total = 256 * 1024 * 1024;
     const chunk = Buffer.alloc(64 * 1024, 0x61);
     let echoed = 0;
     const baseline = process.memoryUsage().rss;
@@ -201,7 +201,10 @@ describe.each(["native", "node"] as const)("HTTP/1.1 upgrade (%s server)", (serv
     clearInterval(sampler);
     expect(echoed).toBe(total);
     // Both ends run in this process; neither side may hold the stream in memory.
-    expect(peak - baseline).toBeLessThan(64 * 1024 * 1024);
+    // Chunks already echoed stay in RSS until V8 collects them, and V8 lets
+    // external memory grow by tens of MB before it does (68 MB seen on Node 24),
+    // so the bound is half the stream: holding it would cost all of it.
+    expect(peak - baseline).toBeLessThan(total / 2);
     client.close();
   }, 30_000);
 });

@@ -58,6 +58,8 @@ const urls = [
   "http://[::]:0",
   "HTTPS://[fe80::1]",
   "ftp://127.0.0.1:21",
+  "unix:/run/app.sock",
+  "UNIX:/tmp/a b.sock",
 ];
 for (const [i, url] of urls.entries()) write("endpoint_parse", String(i), url);
 console.log(`wrote ${count} request seeds and ${urls.length} endpoint seeds to ${out}`);

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use peregrine_core::endpoint::{url_for, BindHost};
+use peregrine_core::endpoint::{url_for, BindHost, MAX_UNIX_PATH_BYTES};
 use peregrine_core::{Endpoint, ErrorCode, Protocols, Scheme};
 
 fuzz_target!(|data: &[u8]| {
@@ -32,6 +32,10 @@ fuzz_target!(|data: &[u8]| {
 fn check_accepted(url: &str, endpoint: &Endpoint) {
     assert_eq!(endpoint.url, url);
     assert_eq!(endpoint.protocols, Protocols::default());
+    if let BindHost::Unix(path) = &endpoint.host {
+        check_unix(url, path, endpoint);
+        return;
+    }
     let (scheme, rest) = url.split_once("://").expect("accepted a URL without ://");
     let expected = if scheme.eq_ignore_ascii_case("https") {
         Scheme::Https
@@ -67,6 +71,7 @@ fn check_accepted(url: &str, endpoint: &Endpoint) {
         BindHost::Any => "*".to_string(),
         BindHost::Ip(std::net::IpAddr::V4(ip)) => ip.to_string(),
         BindHost::Ip(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        BindHost::Unix(_) => unreachable!("checked by check_unix"),
     };
     let canonical = format!("{}://{host}:{}", endpoint.scheme.as_str(), endpoint.port);
     let again = Endpoint::parse(&canonical).expect("the canonical URL parses");
@@ -87,4 +92,24 @@ fn check_accepted(url: &str, endpoint: &Endpoint) {
             "{bound} does not bind {addr}"
         );
     }
+}
+
+/// A `unix:` endpoint names an absolute file path that fits `sun_path`, is served as
+/// plain http, binds no TCP address, and round-trips through its canonical spelling.
+fn check_unix(url: &str, path: &std::path::Path, endpoint: &Endpoint) {
+    let text = path.to_str().expect("the path came from a str");
+    assert!(
+        url.len() >= 5 && url[..5].eq_ignore_ascii_case("unix:"),
+        "{url}"
+    );
+    assert_eq!(&url[5..], text);
+    assert!(text.starts_with('/') && !text.ends_with('/'), "{text:?}");
+    assert!(
+        !text.contains('\0') && text.len() <= MAX_UNIX_PATH_BYTES,
+        "{text:?}"
+    );
+    assert_eq!((endpoint.scheme, endpoint.port), (Scheme::Http, 0));
+    assert!(endpoint.candidate_addresses().is_empty());
+    let again = Endpoint::parse(&format!("unix:{text}")).expect("the canonical URL parses");
+    assert_eq!(again.host, endpoint.host);
 }

@@ -445,6 +445,41 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for H2FrameGuard<S> {
     }
 }
 
+/// A frame header or stream-0 WINDOW_UPDATE as [`FrameReader`] reports it, for the
+/// fuzz target (crates/peregrine-core/fuzz/fuzz_targets/h2_frames.rs). Not part of the
+/// API.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameEvent {
+    Header { kind: u8, flags: u8, len: u32 },
+    WindowUpdate(u32),
+}
+
+/// Feeds `reads` through one frame reader, as the watch sees a connection's bytes a
+/// read at a time (starting at the client preface when `with_preface`), and returns
+/// what it found. For the fuzz target only.
+#[doc(hidden)]
+pub fn scan_frames(reads: &[&[u8]], with_preface: bool) -> Vec<FrameEvent> {
+    let mut reader = if with_preface {
+        FrameReader::before_preface()
+    } else {
+        FrameReader::after_preface()
+    };
+    let mut events = Vec::new();
+    for read in reads {
+        reader.feed(read, |found| {
+            events.push(match found {
+                Found::Header {
+                    kind, flags, len, ..
+                } => FrameEvent::Header { kind, flags, len },
+                Found::WindowUpdate(increment) => FrameEvent::WindowUpdate(increment),
+            });
+            true
+        });
+    }
+    events
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

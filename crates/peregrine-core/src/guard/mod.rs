@@ -23,7 +23,7 @@
 //! bytes that follow an accepted upgrade are not HTTP/1.1 at all.
 
 pub mod chunked;
-mod h2_frames;
+pub mod h2_frames;
 pub mod head;
 mod rejection;
 #[doc(hidden)]
