@@ -15,6 +15,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import path from "node:path";
+import { buildExample } from "./cargo.mjs";
 
 const node = process.execPath;
 
@@ -64,19 +65,7 @@ export const SERVERS = [
       args: [],
       env: { PEREGRINE_URLS: `http://127.0.0.1:${port}` },
     }),
-    prepare: (root) => {
-      const build = spawnSync("cargo", ["build", "--release", "-p", "peregrine-core", "--example", "hello"], {
-        cwd: root,
-        stdio: ["ignore", "ignore", "pipe"],
-        encoding: "utf8",
-      });
-      const binary = path.join(root, "target/release/examples/hello");
-      if (build.status === 0) return undefined;
-      const why = (build.stderr ?? String(build.error)).trim().split("\n").slice(-3).join(" / ");
-      return existsSync(binary)
-        ? `cargo build of the Rust example failed (${why}); measuring the binary already in target/release.`
-        : `cargo build of the Rust example failed and no binary exists: ${why}`;
-    },
+    prepare: (root) => buildExample(root, "hello").problem,
   },
   {
     id: "node-http",

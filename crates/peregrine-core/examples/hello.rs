@@ -3,7 +3,9 @@
 //!
 //!     cargo run --release -p peregrine-core --example hello
 //!
-//! Listens on `PEREGRINE_URLS` (";"-separated) or http://localhost:5000.
+//! Listens on `PEREGRINE_URLS` (";"-separated) or http://localhost:5000. With
+//! `MAX_REQUEST_BODY_SIZE=none` (as the harness sets for the echo) request bodies have
+//! no size limit; a number sets it in bytes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,10 +67,20 @@ fn main() {
             std::process::exit(2)
         });
     let runtime = peregrine_core::runtime::shared();
-    let options = ServerOptions {
+    let mut options = ServerOptions {
         endpoints,
         ..ServerOptions::default()
     };
+    match std::env::var("MAX_REQUEST_BODY_SIZE").as_deref() {
+        Err(_) => {}
+        Ok("none") => options.limits.max_request_body_size = None,
+        Ok(bytes) => {
+            options.limits.max_request_body_size = Some(bytes.parse().unwrap_or_else(|_| {
+                eprintln!("MAX_REQUEST_BODY_SIZE must be a byte count or \"none\", not {bytes:?}");
+                std::process::exit(2)
+            }))
+        }
+    }
     let server = Server::start(options, Arc::new(Hello), runtime.handle()).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(1)

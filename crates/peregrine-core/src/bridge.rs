@@ -540,13 +540,9 @@ impl Bridge {
             };
             need_credit = true;
             let event = match chunk {
-                // hyper's chunks are slices of its read buffer, and one slice keeps the
-                // whole buffer alive. A host with a garbage collector holds chunks until
-                // it collects, and it only counts the slice's size. So each chunk gets
-                // its own exact-size copy, made here on the I/O thread.
                 Some(Ok(BodyChunk::Data(data))) => Event::Data {
                     id,
-                    data: Bytes::copy_from_slice(&data),
+                    data: own_chunk(data),
                 },
                 Some(Ok(BodyChunk::Trailers(trailers))) => {
                     // Trailers come unasked; the end follows without another request.
@@ -574,6 +570,25 @@ impl Bridge {
             };
             self.push(event);
         }
+    }
+}
+
+/// Body chunks at least this long go to the host as they are; shorter ones are copied.
+const SHARED_CHUNK_MIN: usize = 256 * 1024;
+
+/// hyper's chunks are slices of its read buffer, and one slice keeps the whole buffer
+/// alive. A host with a garbage collector holds chunks until it collects, and counts
+/// only the slice's size, so a short slice of a large buffer would hide most of the
+/// memory it holds: short chunks get an exact-size copy, made here on the I/O thread.
+/// A long chunk is a good part of its buffer (hyper reads at most
+/// `maxRequestBufferSize`, 1 MiB by default, at a time, so a chunk of 256 KiB holds a
+/// few times its size at most), and copying it would cost a memmove of every byte: an
+/// eighth of the server's CPU on a streamed echo (bench/README.md).
+fn own_chunk(data: Bytes) -> Bytes {
+    if data.len() >= SHARED_CHUNK_MIN {
+        data
+    } else {
+        Bytes::copy_from_slice(&data)
     }
 }
 

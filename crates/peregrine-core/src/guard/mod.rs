@@ -359,6 +359,49 @@ impl<S> GuardedIo<S> {
     }
 }
 
+impl<S: AsyncRead + Unpin> GuardedIo<S> {
+    /// Reads the rest of a Content-Length body straight into hyper's buffer, stopping
+    /// at the body's end: a body needs no scanning, and the bytes after it (the next
+    /// head) must come through `buf` to be scanned. Skipping `buf` saves a copy, and the
+    /// reads grow with hyper's buffer instead of staying at READ_CHUNK, so a large
+    /// upload reaches the app in fewer, larger chunks.
+    fn read_body_direct(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let Phase::Fixed(remaining) = &mut self.phase else {
+            unreachable!("only called while reading a Content-Length body");
+        };
+        if out.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let limit = usize::try_from(*remaining).map_or(out.remaining(), |r| r.min(out.remaining()));
+        let mut part = out.take(limit);
+        let start = part.filled().as_ptr();
+        match Pin::new(&mut self.inner).poll_read(cx, &mut part) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        // `part` is a view of `out`'s unfilled bytes; a reader cannot swap its memory.
+        debug_assert_eq!(start, part.filled().as_ptr());
+        let n = part.filled().len();
+        if n == 0 {
+            self.eof = true;
+            return Poll::Ready(Ok(()));
+        }
+        // SAFETY: the read initialized `n` bytes at the start of `out`'s unfilled part.
+        unsafe { out.assume_init(n) };
+        out.advance(n);
+        *remaining -= n as u64;
+        if *remaining == 0 {
+            self.undelivered_head = None;
+            self.start_head(0);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -381,6 +424,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
             }
             if matches!(this.phase, Phase::Passthrough) && this.buf.is_empty() {
                 return Pin::new(&mut this.inner).poll_read(cx, out);
+            }
+            if matches!(this.phase, Phase::Fixed(_)) && this.buf.is_empty() {
+                return this.read_body_direct(cx, out);
             }
             let before = this.buf.len();
             this.buf.reserve(READ_CHUNK);
@@ -480,5 +526,39 @@ mod tests {
         let over = replay(&[b"GET /0123456789 HTTP/1.1x"], limits);
         assert_eq!(over.refusal, Some((0, Rejection::RequestLineTooLong)));
         assert_eq!(over.read, STAND_IN);
+    }
+
+    /// A Content-Length body is read past the guard's buffer, but never beyond its end:
+    /// the head after it is still scanned, however the reads fall.
+    #[test]
+    fn a_body_read_directly_stops_at_its_end() {
+        let first = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n";
+        let body = b"0123456789";
+        let bad = b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
+        let wire = [&first[..], body, bad].concat();
+        let before_bad = first.len() + body.len();
+        for split in 0..wire.len() {
+            let (a, b) = wire.split_at(split);
+            let seen = replay(&[a, b], LIMITS);
+            assert_eq!(
+                &seen.read[..before_bad],
+                &wire[..before_bad],
+                "split at {split}"
+            );
+            assert_eq!(&seen.read[before_bad..], STAND_IN, "split at {split}");
+            assert_eq!(seen.refusal.map(|(at, _)| at), Some(1), "split at {split}");
+        }
+        // The head alone first, so that the body is read while the guard holds nothing.
+        for split in 0..body.len() + bad.len() {
+            let rest = [&body[..], bad].concat();
+            let (a, b) = rest.split_at(split);
+            let seen = replay(&[&first[..], a, b], LIMITS);
+            assert_eq!(
+                &seen.read[..before_bad],
+                &wire[..before_bad],
+                "split at {split}"
+            );
+            assert_eq!(&seen.read[before_bad..], STAND_IN, "split at {split}");
+        }
     }
 }
