@@ -107,6 +107,10 @@ impl Drop for Exchange {
 /// while the I/O thread goes on parsing.
 const WAKE_AT_EVENTS: usize = 64;
 
+/// The most passes over ready connections a flusher waits for while each one still
+/// adds events (see [`Bridge::flush_after_pass`]).
+const MAX_FLUSH_PASSES: u32 = 8;
+
 /// Hashes exchange ids for the exchange map. Ids are sequential u32s picked by the
 /// bridge, never by a client, so a multiplicative hash spreads them well enough;
 /// SipHash's flood resistance would cost about as much as the rest of the lookup.
@@ -219,8 +223,23 @@ impl Bridge {
         }
     }
 
+    /// Wakes the host once a pass over ready connections adds no event, or after
+    /// MAX_FLUSH_PASSES passes. Under load the JS thread and the I/O thread share
+    /// a core, and every wake costs two context switches, so one more pass that parses
+    /// more requests is cheaper than waking the host for the ones queued so far. When a
+    /// pass adds nothing, the I/O thread is about to go idle and waiting longer gains
+    /// nothing; a lone request waits for one pass, as before. (On the development
+    /// machine, plaintext went from 65k to 70k req/s; bench/README.md.)
     async fn flush_after_pass(self: Arc<Self>) {
-        tokio::task::yield_now().await;
+        let mut queued = lock(&self.events).len();
+        for _ in 0..MAX_FLUSH_PASSES {
+            tokio::task::yield_now().await;
+            let now = lock(&self.events).len();
+            if now <= queued || self.wake_pending.load(Ordering::Acquire) {
+                break;
+            }
+            queued = now;
+        }
         // Cleared before the check: an event pushed from here on schedules a new flusher.
         self.flush_scheduled.store(false, Ordering::Release);
         if !self.wake_pending.load(Ordering::Acquire) && !lock(&self.events).is_empty() {
