@@ -431,6 +431,108 @@ describe("certificates from configuration", () => {
     });
   }
 
+  /** Status of GET / over TLS, or the error's message when the handshake or request fails. */
+  function getWith(url: string, ca: string, client?: { cert: string; key: string }): Promise<number | string> {
+    return new Promise((resolve) => {
+      https
+        // The api certificate names api.example.test; the chain is still checked.
+        .get(url, { ca, agent: false, checkServerIdentity: () => undefined, ...client }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        })
+        .on("error", (error) => resolve(error.message));
+    });
+  }
+
+  it.runIf(haveOpenssl)(
+    "requires client certificates from the CA file, for every endpoint or for one that has its own certificate",
+    async () => {
+      const c = certs as TestCertificates;
+      setEnv({});
+      const dir = appFolder({
+        "server.crt": c.server.cert,
+        "server.key": c.server.key,
+        "api.crt": c.api.cert,
+        "api.key": c.api.key,
+        "clients-ca.pem": c.ca.cert,
+      });
+      fs.writeFileSync(
+        path.join(dir, "peregrine.json"),
+        JSON.stringify({
+          urls: "https://127.0.0.1:0",
+          server: {
+            certificates: { default: { path: "server.crt", keyPath: "server.key" } },
+            clientCertificateMode: "allow",
+            clientCertificateCa: "clients-ca.pem",
+            endpoints: {
+              api: {
+                url: "https://127.0.0.1:0",
+                certificate: { path: "api.crt", keyPath: "api.key" },
+                clientCertificateMode: "require",
+                clientCertificateCa: "clients-ca.pem",
+              },
+            },
+          },
+        }),
+      );
+      const app = WebApp.createBuilder([], { contentRoot: dir, logger: silentLogger }).build();
+      await started(app);
+      const [shared, api] = app.urls as [string, string];
+      const client = { cert: c.client.cert, key: c.client.key };
+      // "allow" on the default endpoints: with or without a certificate.
+      expect(await getWith(shared, c.ca.cert)).toBe(200);
+      expect(await getWith(shared, c.ca.cert, client)).toBe(200);
+      // "require" on the endpoint: refused without one, and with one from another CA.
+      expect(await getWith(api, c.ca.cert)).toMatch(/certificate required|alert|socket hang up|ECONNRESET/i);
+      expect(await getWith(api, c.ca.cert, { cert: c.strangerClient.cert, key: c.strangerClient.key })).toMatch(
+        /unknown ca|bad certificate|alert|socket hang up|ECONNRESET/i,
+      );
+      expect(await getWith(api, c.ca.cert, client)).toBe(200);
+    },
+  );
+
+  it.runIf(haveOpenssl)("names the key of a client-certificate setting that cannot apply", () => {
+    const c = certs as TestCertificates;
+    const dir = appFolder({ "server.crt": c.server.cert, "server.key": c.server.key, "ca.pem": c.ca.cert });
+    const fails = (args: string[], message: string) =>
+      expect(() => WebApp.createBuilder(args, { contentRoot: dir })).toThrow(
+        expect.objectContaining({ code: "PEREGRINE_INVALID_CONFIG", message: expect.stringContaining(message) }),
+      );
+    fails(
+      [
+        "--server:clientCertificateMode=sometimes",
+        "--server:certificates:default:path=server.crt",
+        "--server:certificates:default:keyPath=server.key",
+      ],
+      'server:clientCertificateMode = "sometimes" is invalid: use "none", "allow" or "require"',
+    );
+    fails(
+      ["--server:clientCertificateMode=require", "--server:clientCertificateCa=ca.pem"],
+      "this needs server:certificates:default",
+    );
+    fails(
+      [
+        "--server:clientCertificateMode=allow",
+        "--server:certificates:default:path=server.crt",
+        "--server:certificates:default:keyPath=server.key",
+      ],
+      'server:clientCertificateMode = "allow" is invalid: give server:clientCertificateCa too',
+    );
+    fails(["--server:clientCertificateCa=missing.pem"], "cannot be read (ENOENT)");
+    fails(
+      ["--server:endpoints:api:url=https://127.0.0.1:0", "--server:endpoints:api:clientCertificateCa=ca.pem"],
+      "server:endpoints:api:clientCertificateCa",
+    );
+    fails(
+      [
+        "--server:endpoints:api:url=https://127.0.0.1:0",
+        "--server:endpoints:api:clientCertificateMode=require",
+        "--server:endpoints:api:clientCertificateCa=ca.pem",
+      ],
+      'server:endpoints:api:clientCertificateMode = "require" is invalid: an endpoint\'s client-certificate settings go with its own certificate (server:endpoints:api:certificate)',
+    );
+  });
+
   it.runIf(haveOpenssl)("names the key and the path of a missing or unusable file", () => {
     const c = certs as TestCertificates;
     const dir = appFolder({

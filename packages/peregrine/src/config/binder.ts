@@ -80,7 +80,15 @@ class Binder {
     const endpoints = this.#endpoints();
     if (endpoints.length > 0) options.endpoints = endpoints;
     const tls = this.#certificate("server:certificates:default");
-    if (tls !== undefined) options.tls = tls;
+    const clientPolicy = this.#clientCertificates("server");
+    if (clientPolicy !== undefined && tls === undefined) {
+      this.#fail(
+        clientPolicy.key,
+        this.#value(clientPolicy.key),
+        "client certificates are asked for in the TLS handshake, so this needs server:certificates:default",
+      );
+    }
+    if (tls !== undefined) options.tls = { ...tls, ...clientPolicy?.policy };
     this.#check(() => {
       validateOptions(options);
       if (options.limits !== undefined) resolveLimits(options.limits);
@@ -202,7 +210,44 @@ class Binder {
         tls.sni[host.key] = pair;
       }
     }
+    const clientPolicy = this.#clientCertificates(endpointKey);
+    if (clientPolicy !== undefined) {
+      if (tls.cert === undefined) {
+        this.#fail(
+          clientPolicy.key,
+          this.#value(clientPolicy.key),
+          `an endpoint's client-certificate settings go with its own certificate (${endpointKey}:certificate); for every endpoint, use server:clientCertificateMode`,
+        );
+      }
+      Object.assign(tls, clientPolicy.policy);
+    }
     return tls.cert === undefined && tls.sni === undefined ? undefined : tls;
+  }
+
+  /**
+   * `clientCertificateMode` and `clientCertificateCa` (a PEM file of trust roots) under
+   * `prefix`, with the first key that set one, for errors.
+   */
+  #clientCertificates(
+    prefix: string,
+  ): { policy: Pick<TlsOptions, "clientCertificateMode" | "ca">; key: string } | undefined {
+    const modeKey = `${prefix}:clientCertificateMode`;
+    const caKey = `${prefix}:clientCertificateCa`;
+    const policy: Pick<TlsOptions, "clientCertificateMode" | "ca"> = {};
+    const mode = this.#value(modeKey);
+    if (mode !== undefined) {
+      if (mode !== "none" && mode !== "allow" && mode !== "require") {
+        this.#fail(modeKey, mode, 'use "none", "allow" or "require"');
+      }
+      policy.clientCertificateMode = mode;
+    }
+    const caPath = this.#string(caKey, "expected the path of a PEM file of trust roots, relative to the content root");
+    if (caPath !== undefined) policy.ca = this.#pemFile(caKey, caPath, (pem) => new X509Certificate(pem));
+    if (mode !== undefined && mode !== "none" && caPath === undefined) {
+      this.#fail(modeKey, mode, `give ${caKey} too: the PEM file of the roots client certificates must chain to`);
+    }
+    if (mode === undefined && caPath === undefined) return undefined;
+    return { policy, key: mode === undefined ? caKey : modeKey };
   }
 
   /**

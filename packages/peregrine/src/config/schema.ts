@@ -52,8 +52,12 @@ const KNOWN_KEYS: readonly KnownKey[] = (
     ["server:endpoints:*:certificate:keyPath", "string"],
     ["server:endpoints:*:sni:*:certificate:path", "string"],
     ["server:endpoints:*:sni:*:certificate:keyPath", "string"],
+    ["server:endpoints:*:clientCertificateMode", "string"],
+    ["server:endpoints:*:clientCertificateCa", "string"],
     ["server:certificates:default:path", "string"],
     ["server:certificates:default:keyPath", "string"],
+    ["server:clientCertificateMode", "string"],
+    ["server:clientCertificateCa", "string"],
     ["logging:logLevel:default", "string"],
   ] as const
 ).map(([path, type]) => ({ path, segments: path.split(":"), type }));
