@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import type http2 from "node:http2";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -193,6 +194,31 @@ describe("a host with a lazily started app", () => {
         .on("error", reject);
     });
     expect(received).toBe(50 * MiB);
+  });
+
+  it("forwards an upgrade: the app's 101 and headers, then bytes both ways until the client ends", async () => {
+    const { port } = new URL(url);
+    const socket = net.connect(Number(port), "127.0.0.1");
+    await new Promise((resolve) => socket.once("connect", resolve));
+    let received = "";
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.toString("latin1");
+    });
+    socket.write("GET /upgrade HTTP/1.1\r\nHost: example.test\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n");
+    await waitUntil("the 101", () => (received.includes("\r\n\r\n") ? true : undefined));
+    const head = received.slice(0, received.indexOf("\r\n\r\n"));
+    expect(head).toMatch(/^HTTP\/1\.1 101 /);
+    expect(head).toMatch(/\r\nupgrade: echo/i);
+    expect(head).toMatch(/\r\nx-app-pid: \d+/i);
+    received = "";
+    socket.write("hello through the host");
+    await waitUntil("the echo", () => (received === "HELLO THROUGH THE HOST" ? true : undefined));
+    socket.end();
+    await new Promise((resolve) => socket.once("close", resolve));
+    // A declined upgrade is an ordinary response.
+    const declined = await request(`${url}/upgrade`, { headers: { connection: "upgrade", upgrade: "other" } });
+    expect(declined.status).toBe(426);
+    expect(declined.body).toBe("upgrade to echo");
   });
 
   it("restarts a crashed app; the request it crashed on gets 502", async () => {

@@ -1,5 +1,8 @@
 import http from "node:http";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { BadHttpRequestError, ErrorCodes } from "../errors.js";
+import { IHttpUpgradeFeature } from "../features/index.js";
 import { TOKEN_HEADER } from "../hosting/out-of-process.js";
 import type { HttpContext, HttpRequest } from "../http/context.js";
 import { REASON_PHRASES } from "../http/status.js";
@@ -183,6 +186,37 @@ async function relayBody(ctx: HttpContext, incoming: http.IncomingMessage): Prom
 }
 
 /**
+ * Copies bytes both ways between an upgraded client connection and the app's, with
+ * backpressure, until both directions have ended; an error on either side, or one
+ * side closing, tears down the other.
+ */
+function join(client: Duplex, app: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    let open = 2;
+    const done = () => {
+      if (--open === 0) resolve();
+    };
+    const teardown = () => {
+      client.destroy();
+      app.destroy();
+    };
+    client.pipe(app).on("error", teardown);
+    app.pipe(client).on("error", teardown);
+    client.once("error", teardown);
+    app.once("error", teardown);
+    client.once("close", () => {
+      app.destroy();
+      done();
+    });
+    app.once("close", () => {
+      // Let the client read what the app sent before it closed.
+      client.end();
+      done();
+    });
+  });
+}
+
+/**
  * Forwards requests to the app over loopback HTTP/1.1 with keep-alive, streaming both
  * bodies with backpressure. A client that goes away aborts the upstream request; an
  * upstream failure becomes a 502 before the response started, an abort after.
@@ -196,6 +230,8 @@ export class Forwarder {
   }
 
   async forward(ctx: HttpContext, upstream: Upstream): Promise<void> {
+    const upgrade = ctx.features.get(IHttpUpgradeFeature);
+    if (upgrade?.isUpgradableRequest) return this.#forwardUpgrade(ctx, upstream, upgrade);
     const request = ctx.request;
     const body = request.body[Symbol.asyncIterator]();
     let framing = framingOf(request);
@@ -244,6 +280,64 @@ export class Forwarder {
       // The app answered without reading the whole body: stop sending it. The send loop
       // ends on its own (it never throws), so it is not awaited: the client may stall.
       if (!bodySent) outgoing.destroy();
+    }
+  }
+
+  /**
+   * An upgrade request (a WebSocket handshake, say) goes to the app on a connection of
+   * its own, outside the keep-alive pool. When the app answers 101, its headers go to
+   * the client with the host's own 101, and from then on the two connections are
+   * joined byte for byte until either side closes. Any other answer is relayed as a
+   * response, after which the edge closes the client's connection (docs/upgrade.md).
+   */
+  async #forwardUpgrade(ctx: HttpContext, upstream: Upstream, upgrade: IHttpUpgradeFeature): Promise<void> {
+    const headers = upstreamHeaders(ctx, upstream);
+    headers.connection = "upgrade";
+    headers.upgrade = ctx.request.headers.get("upgrade") ?? "";
+    const outgoing = http.request({
+      agent: false,
+      host: LOOPBACK,
+      port: upstream.port,
+      method: ctx.request.method,
+      path: targetOf(ctx.request),
+      headers,
+      setHost: false,
+    });
+    const onAbort = () => outgoing.destroy();
+    ctx.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      const answer = await new Promise<
+        | { kind: "response"; incoming: http.IncomingMessage }
+        | { kind: "upgrade"; incoming: http.IncomingMessage; socket: Socket; head: Buffer }
+      >((resolve, reject) => {
+        outgoing.once("response", (incoming) => resolve({ kind: "response", incoming }));
+        outgoing.once("upgrade", (incoming, socket, head) => resolve({ kind: "upgrade", incoming, socket, head }));
+        outgoing.once("error", reject);
+        outgoing.end();
+      });
+      outgoing.on("error", () => {});
+      if (answer.kind === "response") {
+        copyResponseHead(ctx, answer.incoming);
+        await relayBody(ctx, answer.incoming);
+        return;
+      }
+      const { incoming, socket, head } = answer;
+      copyResponseHead(ctx, incoming);
+      const protocol = incoming.headers.upgrade;
+      if (protocol !== undefined) ctx.response.headers.set("upgrade", protocol);
+      let client: Duplex;
+      try {
+        client = await upgrade.upgrade();
+      } catch (error) {
+        socket.destroy();
+        throw new ClientGone("the client's connection could not be upgraded", { cause: error });
+      }
+      if (head.length > 0) client.write(head);
+      await join(client, socket);
+    } catch (error) {
+      await this.#fail(ctx, error, upstream);
+    } finally {
+      ctx.signal.removeEventListener("abort", onAbort);
     }
   }
 
