@@ -284,6 +284,22 @@ export const CASES: ConformanceCase[] = [
     },
   },
   {
+    name: "bodies: text bodies encoded as UTF-8, ASCII or not, short or long",
+    needs: [],
+    async run(sut) {
+      const texts = ["plain ascii", "ascii first, then €, 日本 and 😀", "😀 first", `${"x".repeat(200)}é`, ""];
+      const t = await startOn(sut, (app) =>
+        app.mapGet("/text/{i:int}", (ctx) => texts[Number(ctx.request.routeValues.i)] ?? "?"),
+      );
+      for (const [i, text] of texts.entries()) {
+        const res = await t.fetch(`/text/${i}`);
+        const bytes = Buffer.from(await res.arrayBuffer());
+        expect(bytes.equals(Buffer.from(text, "utf8"))).toBe(true);
+        expect(res.headers.get("content-length")).toBe(String(bytes.length));
+      }
+    },
+  },
+  {
     name: "bodies: fixed length (Content-Length)",
     needs: [],
     async run(sut) {
