@@ -599,10 +599,11 @@ const SHARED_CHUNK_MIN: usize = 256 * 1024;
 /// alive. A host with a garbage collector holds chunks until it collects, and counts
 /// only the slice's size, so a short slice of a large buffer would hide most of the
 /// memory it holds: short chunks get an exact-size copy, made here on the I/O thread.
-/// A long chunk is a good part of its buffer (hyper reads at most
-/// `maxRequestBufferSize`, 1 MiB by default, at a time, so a chunk of 256 KiB holds a
-/// few times its size at most), and copying it would cost a memmove of every byte: an
-/// eighth of the server's CPU on a streamed echo (bench/README.md).
+/// A long chunk is a good part of its buffer: hyper reads at most
+/// `maxRequestBufferSize` (1 MiB by default) into one, so a shared chunk keeps at most
+/// that much alive, 4 times the shortest shared chunk by default (more for an app that
+/// raises the limit). Copying it instead would cost a memmove of every byte: an eighth
+/// of the server's CPU on a streamed echo (bench/README.md).
 fn own_chunk(data: Bytes) -> Bytes {
     if data.len() >= SHARED_CHUNK_MIN {
         data

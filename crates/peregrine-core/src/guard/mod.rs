@@ -383,8 +383,13 @@ impl<S: AsyncRead + Unpin> GuardedIo<S> {
             Poll::Ready(Ok(())) => {}
             other => return other,
         }
-        // `part` is a view of `out`'s unfilled bytes; a reader cannot swap its memory.
-        debug_assert_eq!(start, part.filled().as_ptr());
+        // `part` is a view of `out`'s unfilled bytes. A reader that swapped in other
+        // memory would make the assume_init below unsound, so it is checked always.
+        assert_eq!(
+            start,
+            part.filled().as_ptr(),
+            "the reader replaced its ReadBuf"
+        );
         let n = part.filled().len();
         if n == 0 {
             self.eof = true;
