@@ -329,8 +329,16 @@ export class Forwarder {
       try {
         client = await upgrade.upgrade();
       } catch (error) {
+        // The app agreed, but the client's connection could not follow (it is gone, or
+        // the edge is at maxConcurrentUpgradedConnections). No 101 was sent, so the
+        // app's 101 head must not go out either: the client, if still there, gets 503.
         socket.destroy();
-        throw new ClientGone("the client's connection could not be upgraded", { cause: error });
+        this.#logger.warn({ err: error }, "The client's connection could not be upgraded");
+        ctx.response.statusCode = 503;
+        ctx.response.reasonPhrase = undefined;
+        ctx.response.headers.clear();
+        await toClient(ctx.response.end("The connection could not be upgraded."));
+        return;
       }
       if (head.length > 0) client.write(head);
       await join(client, socket);
