@@ -159,6 +159,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+fn already_started(id: ExchangeId) -> Error {
+    Error::new(
+        ErrorCode::ResponseAlreadyStarted,
+        format!("request {id} has already started its response"),
+    )
+}
+
 fn unknown(id: ExchangeId) -> Error {
     Error::new(
         ErrorCode::UnknownExchange,
@@ -278,7 +285,11 @@ impl Bridge {
     }
 
     fn remove(&self, id: ExchangeId) -> Option<Exchange> {
-        let mut map = lock(&self.exchanges);
+        self.remove_from(&mut lock(&self.exchanges), id)
+    }
+
+    /// [`Bridge::remove`] under a lock the caller holds.
+    fn remove_from(&self, map: &mut ExchangeMap, id: ExchangeId) -> Option<Exchange> {
         let exchange = map.remove(&id);
         self.in_flight.store(map.len(), Ordering::Relaxed);
         if map.is_empty() && exchange.is_some() {
@@ -318,18 +329,25 @@ impl Bridge {
     ) -> Result<oneshot::Sender<Result<Response, Abort>>, Error> {
         let mut map = lock(&self.exchanges);
         let exchange = map.get_mut(&id).ok_or_else(|| unknown(id))?;
-        exchange.responder.take().ok_or_else(|| {
-            Error::new(
-                ErrorCode::ResponseAlreadyStarted,
-                format!("request {id} has already started its response"),
-            )
-        })
+        exchange.responder.take().ok_or_else(|| already_started(id))
     }
 
-    /// Sends a whole response in one step and ends the exchange.
+    /// Sends a whole response in one step and ends the exchange, under one lock of the
+    /// exchange map (this is the hot path: every whole response of a batch).
     pub fn respond(&self, id: ExchangeId, response: Response) -> Result<(), Error> {
-        let responder = self.take_responder(id)?;
-        let exchange = self.remove(id);
+        let mut exchange = {
+            let mut map = lock(&self.exchanges);
+            match map.get(&id) {
+                None => return Err(unknown(id)),
+                Some(exchange) if exchange.responder.is_none() => return Err(already_started(id)),
+                Some(_) => {}
+            }
+            self.remove_from(&mut map, id).ok_or_else(|| unknown(id))?
+        };
+        let responder = exchange
+            .responder
+            .take()
+            .ok_or_else(|| already_started(id))?;
         // If the client left meanwhile, the response is dropped here, outside any lock.
         let _ = responder.send(Ok(response));
         drop(exchange);

@@ -72,6 +72,14 @@ fn issue(ca: &Ca, names: &[&str], client: bool, expired: bool) -> CertificatePem
     }
 }
 
+/// TLS options with one certificate for every name, and nothing else.
+fn single_cert(cert: CertificatePem) -> TlsOptions {
+    TlsOptions {
+        default: Some(cert),
+        ..TlsOptions::default()
+    }
+}
+
 fn der(pem: &CertificatePem) -> Vec<u8> {
     use rustls::pki_types::pem::PemObject;
     CertificateDer::from_pem_slice(&pem.cert).unwrap().to_vec()
@@ -92,12 +100,7 @@ fn start(
         Arc::new(Describe),
         &tokio::runtime::Handle::current(),
     )?;
-    let port = server.urls()[0]
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = port_of(&server.urls()[0]);
     Ok((server, port))
 }
 
@@ -231,10 +234,7 @@ async fn without_a_default_an_unknown_name_gets_an_alert() {
 async fn alpn_follows_the_endpoint_protocols() {
     let ca = ca();
     let cert = issue(&ca, &["127.0.0.1"], false, false);
-    let options = TlsOptions {
-        default: Some(cert),
-        ..TlsOptions::default()
-    };
+    let options = single_cert(cert);
     let (both, both_port) = start(options.clone(), Protocols::Http1AndHttp2).unwrap();
     let (h1, h1_port) = start(options, Protocols::Http1).unwrap();
     let mut client = Client::new(&ca);
@@ -290,22 +290,10 @@ async fn reload_swaps_the_certificate_for_new_connections() {
     let ca = ca();
     let first = issue(&ca, &["127.0.0.1"], false, false);
     let second = issue(&ca, &["127.0.0.1"], false, false);
-    let (server, port) = start(
-        TlsOptions {
-            default: Some(first.clone()),
-            ..TlsOptions::default()
-        },
-        Protocols::Http1AndHttp2,
-    )
-    .unwrap();
+    let (server, port) = start(single_cert(first.clone()), Protocols::Http1AndHttp2).unwrap();
     let client = Client::new(&ca);
     assert_eq!(client.get(port, "127.0.0.1").await.unwrap().0, der(&first));
-    server
-        .reload_tls(&TlsOptions {
-            default: Some(second.clone()),
-            ..TlsOptions::default()
-        })
-        .unwrap();
+    server.reload_tls(&single_cert(second.clone())).unwrap();
     assert_eq!(client.get(port, "127.0.0.1").await.unwrap().0, der(&second));
     // A bad set is refused and the current one stays.
     let error = server
@@ -356,15 +344,9 @@ async fn start_fails_with_a_code_naming_the_endpoint_and_the_problem() {
         (expired, ErrorCode::TlsCertificateExpired, "expired"),
     ];
     for (pem, code, words) in cases {
-        let error = start(
-            TlsOptions {
-                default: Some(pem),
-                ..TlsOptions::default()
-            },
-            Protocols::Http1AndHttp2,
-        )
-        .err()
-        .expect("start fails");
+        let error = start(single_cert(pem), Protocols::Http1AndHttp2)
+            .err()
+            .expect("start fails");
         assert_eq!(error.code, code, "{}", error.message);
         assert!(
             error.message.contains("https://127.0.0.1:0"),
@@ -403,17 +385,8 @@ async fn endpoints_with_their_own_certificates_keep_them_across_reloads() {
     let server = Server::start(
         ServerOptions {
             endpoints,
-            tls: Some(TlsOptions {
-                default: Some(default.clone()),
-                ..TlsOptions::default()
-            }),
-            endpoint_tls: vec![
-                None,
-                Some(TlsOptions {
-                    default: Some(own.clone()),
-                    ..TlsOptions::default()
-                }),
-            ],
+            tls: Some(single_cert(default.clone())),
+            endpoint_tls: vec![None, Some(single_cert(own.clone()))],
             ..ServerOptions::default()
         },
         Arc::new(Describe),
@@ -430,12 +403,7 @@ async fn endpoints_with_their_own_certificates_keep_them_across_reloads() {
         client.get(separate, "127.0.0.1").await.unwrap().0,
         der(&own)
     );
-    server
-        .reload_tls(&TlsOptions {
-            default: Some(reloaded.clone()),
-            ..TlsOptions::default()
-        })
-        .unwrap();
+    server.reload_tls(&single_cert(reloaded.clone())).unwrap();
     assert_eq!(
         client.get(shared, "127.0.0.1").await.unwrap().0,
         der(&reloaded)
@@ -450,10 +418,7 @@ async fn endpoints_with_their_own_certificates_keep_them_across_reloads() {
     let server = Server::start(
         ServerOptions {
             endpoints: vec![Endpoint::parse("https://127.0.0.1:0").unwrap()],
-            endpoint_tls: vec![Some(TlsOptions {
-                default: Some(own.clone()),
-                ..TlsOptions::default()
-            })],
+            endpoint_tls: vec![Some(single_cert(own.clone()))],
             ..ServerOptions::default()
         },
         Arc::new(Describe),

@@ -333,7 +333,9 @@ impl<S> H2FrameGuard<S> {
         }
     }
 
-    fn on_written(&mut self, bufs: &[&[u8]], mut n: usize) {
+    /// Takes the written buffers as they came (`&[u8]` or `IoSlice`), so a vectored
+    /// write costs no allocation to be watched.
+    fn on_written<B: std::ops::Deref<Target = [u8]>>(&mut self, bufs: &[B], mut n: usize) {
         let watch = &self.watch;
         for buf in bufs {
             if n == 0 {
@@ -425,8 +427,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for H2FrameGuard<S> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = polled {
-            let slices: Vec<&[u8]> = bufs.iter().map(|b| &**b).collect();
-            this.on_written(&slices, n);
+            this.on_written(bufs, n);
             this.poll_stall(cx);
         }
         polled

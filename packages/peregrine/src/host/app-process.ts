@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCodes } from "../errors.js";
 import { PORT_VARIABLE, TOKEN_VARIABLE } from "../hosting/out-of-process.js";
 import type { Logger } from "../logging.js";
@@ -286,8 +287,4 @@ export class AppProcess {
     await instance.exited;
     clearTimeout(timer);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

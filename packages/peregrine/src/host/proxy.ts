@@ -105,6 +105,24 @@ function upstreamHeaders(ctx: HttpContext, upstream: Upstream): http.OutgoingHtt
   return headers;
 }
 
+/** The request to the app for the client's `ctx`, over `agent` (false: a connection of its own). */
+function upstreamRequest(
+  ctx: HttpContext,
+  upstream: Upstream,
+  headers: http.OutgoingHttpHeaders,
+  agent: http.Agent | false,
+): http.ClientRequest {
+  return http.request({
+    agent,
+    host: LOOPBACK,
+    port: upstream.port,
+    method: ctx.request.method,
+    path: targetOf(ctx.request),
+    headers,
+    setHost: false,
+  });
+}
+
 /** Resolves when the upstream request can take more body, rejects if it closes first. */
 function drained(outgoing: http.ClientRequest): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -246,15 +264,7 @@ export class Forwarder {
     }
     const headers = upstreamHeaders(ctx, upstream);
     if (framing === "chunked") headers["transfer-encoding"] = "chunked";
-    const outgoing = http.request({
-      agent: this.#agent,
-      host: LOOPBACK,
-      port: upstream.port,
-      method: request.method,
-      path: targetOf(request),
-      headers,
-      setHost: false,
-    });
+    const outgoing = upstreamRequest(ctx, upstream, headers, this.#agent);
     const onAbort = () => outgoing.destroy();
     ctx.signal.addEventListener("abort", onAbort, { once: true });
     const answered = new Promise<http.IncomingMessage>((resolve, reject) => {
@@ -294,15 +304,7 @@ export class Forwarder {
     const headers = upstreamHeaders(ctx, upstream);
     headers.connection = "upgrade";
     headers.upgrade = ctx.request.headers.get("upgrade") ?? "";
-    const outgoing = http.request({
-      agent: false,
-      host: LOOPBACK,
-      port: upstream.port,
-      method: ctx.request.method,
-      path: targetOf(ctx.request),
-      headers,
-      setHost: false,
-    });
+    const outgoing = upstreamRequest(ctx, upstream, headers, false);
     const onAbort = () => outgoing.destroy();
     ctx.signal.addEventListener("abort", onAbort, { once: true });
     try {

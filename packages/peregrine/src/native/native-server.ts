@@ -11,6 +11,7 @@ import { type EndpointOptions, validateEndpoints } from "../server/endpoints.js"
 import { type LimitsOptions, resolveLimits, resolveShutdownTimeout, type ServerLimits } from "../server/limits.js";
 import type { IHttpApplication, IServer } from "../server/server.js";
 import { type NativeTlsOptions, type TlsOptions, toNativeTlsOptions } from "../server/tls.js";
+import { connectionIdString } from "../servers/exchange.js";
 import { loadNativeBinding, type NativeServerHandle } from "./binding.js";
 import { type ExchangeOwner, NativeExchange } from "./exchange.js";
 import { ResponseBatch } from "./response-batch.js";
@@ -284,7 +285,7 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
       {
         reason: rejection.reason,
         status: rejection.status,
-        connectionId: rejection.connectionId.toString(36).toUpperCase().padStart(8, "0"),
+        connectionId: connectionIdString(rejection.connectionId),
         remoteAddress: rejection.remoteAddress,
         remotePort: rejection.remotePort,
       },

@@ -45,8 +45,8 @@ export type SendBatch = (records: Buffer, bodies: (BodyChunk | undefined)[]) => 
 
 /**
  * Whole responses finished in one JS turn, handed to the core together. One native
- * call per turn instead of one per response saves the call overhead and a lock per
- * response, and the I/O threads pick all the responses up in one pass instead of
+ * call per turn instead of one per response saves the per-call overhead (argument
+ * conversion, unwrapping the server object), and the I/O threads pick all the responses up in one pass instead of
  * being woken for each. The batch goes out from setImmediate, which runs once the
  * turn's promise jobs (where handlers finish) have run, in the same event-loop
  * iteration, so it adds no wait of its own.
