@@ -73,6 +73,26 @@ describe("edge safety", () => {
     for (const c of held) c.close();
   });
 
+  it("parks idle keep-alive connections (stats.idleConnections) and serves their next requests", async () => {
+    const { app, port } = await startApp((a) => a.mapGet("/{n}", (ctx) => `ok ${ctx.request.routeValues.n}`));
+    apps.push(app);
+    const server = app.server as NativeServer;
+    const clients = await Promise.all([1, 2, 3].map(() => RawClient.connect(port)));
+    for (const c of clients) c.write("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n");
+    await Promise.all(clients.map((c) => c.waitFor((r) => r.toString().endsWith("ok 1"))));
+    await new Promise((r) => setTimeout(r, 250));
+    expect(server.stats).toMatchObject({ currentConnections: 3, idleConnections: 3 });
+    // A parked connection serves its next requests, pipelined ones in order.
+    const first = clients[0] as RawClient;
+    first.write("GET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n");
+    const text = (await first.waitFor((r) => r.toString().endsWith("ok 3"))).toString();
+    expect(text.indexOf("ok 2")).toBeGreaterThan(0);
+    expect(text.indexOf("ok 2")).toBeLessThan(text.indexOf("ok 3"));
+    for (const c of clients) c.close();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(server.stats).toMatchObject({ currentConnections: 0, idleConnections: 0 });
+  });
+
   it("answers 408 to a body sent below minRequestBodyDataRate", async () => {
     const { app, port } = await startApp(
       (a) => a.mapPost("/upload", async (ctx) => (await ctx.request.bytes()).length),

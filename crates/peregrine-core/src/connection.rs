@@ -6,12 +6,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::header::{HeaderValue, CONNECTION, SERVER};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +16,7 @@ use crate::body::{MinDataRate, RequestBody};
 use crate::endpoint::{Protocols, Scheme};
 use crate::guard::{EdgeObserver, EdgeState, GuardSettings, GuardedIo, MinWriteRate, Rejection};
 use crate::handler::{Abort, Handler, Request, RequestHead, ResetStream, Response};
+use crate::http1;
 use crate::http2::{self, Http2Settings};
 use crate::preface::{self, Detected, Rewind};
 use crate::server::Limits;
@@ -94,39 +92,34 @@ pub(crate) struct ConnectionSettings {
 /// decided by ALPN over TLS, by the endpoint's `protocols`, or, in cleartext with both
 /// protocols, by whether the client opens with the HTTP/2 preface (`preface.rs`).
 pub(crate) struct Builders {
-    http1: http1::Builder,
+    http1: hyper::server::conn::http1::Builder,
     http2: Http2Settings,
     max_request_body_size: Option<u64>,
+    keep_alive_timeout: Duration,
     protocols: Protocols,
+    stats: Arc<ServerStats>,
+    /// Logs and counts refusals; one for all the listener's connections.
+    observer: Arc<dyn EdgeObserver>,
 }
 
 impl Builders {
-    pub fn new(settings: &ConnectionSettings) -> Builders {
+    pub fn new<H: Handler>(settings: &ConnectionSettings, handler: Arc<H>) -> Builders {
         Builders {
-            http1: http1_builder(settings),
+            http1: http1::builder(settings.limits.max_request_buffer_size),
             http2: Http2Settings::new(
                 &settings.limits.http2,
                 settings.limits.max_request_body_size,
             ),
             protocols: settings.protocols,
             max_request_body_size: settings.limits.max_request_body_size,
+            keep_alive_timeout: settings.limits.keep_alive_timeout,
+            stats: settings.stats.clone(),
+            observer: Arc::new(RejectionSink {
+                stats: settings.stats.clone(),
+                handler,
+            }),
         }
     }
-}
-
-fn http1_builder(settings: &ConnectionSettings) -> http1::Builder {
-    let mut http1 = http1::Builder::new();
-    http1
-        .keep_alive(true)
-        .writev(true)
-        // No pipeline_flush: with it hyper reports "can buffer" unconditionally, so a
-        // client that reads slowly makes the server buffer a whole streamed response.
-        .max_buf_size(settings.limits.max_request_buffer_size.max(8192))
-        // The guard hands hyper a head only once it is complete, so hyper's header
-        // timer measures the idle time between requests: keepAliveTimeout.
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.limits.keep_alive_timeout);
-    http1
 }
 
 /// Why a request got no response.
@@ -156,29 +149,47 @@ impl std::error::Error for ServiceError {
     }
 }
 
-/// Serves one connection. The returned future finishes when the connection closes;
-/// `shutdown` asks it to finish in-flight requests and close.
-pub(crate) async fn serve<H, IO>(
+/// What each connection of a listener is served with.
+pub(crate) struct ConnectionContext<H> {
+    pub builders: Arc<Builders>,
+    pub settings: Arc<ConnectionSettings>,
+    pub handler: Arc<H>,
+    /// Asks the connection to finish its in-flight requests and close.
+    pub shutdown: CancellationToken,
+    /// Drops it (shutdownTimeout has passed).
+    pub abort: CancellationToken,
+}
+
+/// A connection being served: finishes when the connection closes.
+pub(crate) type Serving = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Prepares one connection: its edge, its service and, on a cleartext endpoint that
+/// takes both protocols, which one the client speaks. Returns the future that serves
+/// it (`None` if the connection ended first), which holds only what serving needs:
+/// an idle connection keeps it for as long as it stays open. `shutdown` asks it to
+/// finish in-flight requests and close.
+pub(crate) async fn start<H, IO>(
     io: IO,
     info: Arc<ConnectionInfo>,
-    builders: Arc<Builders>,
-    settings: Arc<ConnectionSettings>,
-    handler: Arc<H>,
-    shutdown: CancellationToken,
-    abort: CancellationToken,
-) where
+    context: ConnectionContext<H>,
+) -> Option<Serving>
+where
     H: Handler,
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let ConnectionContext {
+        builders,
+        settings,
+        handler,
+        shutdown,
+        abort,
+    } = context;
     let alpn = Alpn::of(info.tls.as_ref());
     let edge_state = Arc::new(EdgeState::default());
     let edge = Edge {
         settings: settings.guard.clone(),
         connection: info.clone(),
-        observer: Arc::new(RejectionSink {
-            stats: settings.stats.clone(),
-            handler: handler.clone(),
-        }),
+        observer: builders.observer.clone(),
         state: edge_state.clone(),
         min_response_data_rate: settings.limits.min_response_data_rate,
         upgrades: None,
@@ -194,16 +205,13 @@ pub(crate) async fn serve<H, IO>(
         upgrades: Some(upgrades.clone()),
         ..edge
     };
-    // HTTP/1.1 requests on a connection are served one after another, so a counter
-    // gives each its position: the guard marks refused ones by position.
-    let requests = Arc::new(AtomicU64::new(0));
     // The application, as both protocols call it.
     let app = move |req: http::Request<RequestBody>| {
         let handler = handler.clone();
         let info = info.clone();
         let settings = settings.clone();
         let upgrades = upgrades.clone();
-        let refusal = edge_state.refusal_for(requests.fetch_add(1, Ordering::Relaxed));
+        let refusal = edge_state.refusal_for_next();
         async move {
             if let Some(reason) = refusal {
                 let mut response: Response = reason.response();
@@ -250,28 +258,25 @@ pub(crate) async fn serve<H, IO>(
         (Alpn::Http2, _) | (Alpn::None, Protocols::Http2) => Detected::Http2,
         (Alpn::Http1, _) | (Alpn::None, Protocols::Http1) => Detected::Http1,
         (Alpn::None, Protocols::Http1AndHttp2) => {
+            // A client that sends nothing is idle: keepAliveTimeout applies.
             let detected = tokio::select! {
                 d = preface::detect(io) => d,
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(builders.keep_alive_timeout) => return None,
             };
-            match detected {
-                Ok((detected, io)) => {
-                    return serve_as(detected, io, &builders, edge, app, shutdown, abort).await
-                }
-                Err(_) => return,
-            }
+            let (detected, io) = detected.ok()?;
+            return Some(serve_as(detected, io, builders, edge, app, shutdown, abort));
         }
     };
-    serve_as(
+    Some(serve_as(
         detected,
         Rewind::new(io, Vec::new()),
-        &builders,
+        builders,
         edge,
         app,
         shutdown,
         abort,
-    )
-    .await;
+    ))
 }
 
 /// Puts an [`UpgradeSlot`] in an upgradable HTTP/1.1 request.
@@ -310,15 +315,16 @@ impl<H: Handler> EdgeObserver for RejectionSink<H> {
     }
 }
 
-async fn serve_as<IO, A, Fut>(
+fn serve_as<IO, A, Fut>(
     protocol: Detected,
     io: Rewind<IO>,
-    builders: &Builders,
+    builders: Arc<Builders>,
     edge: Edge,
     app: A,
     shutdown: CancellationToken,
     abort: CancellationToken,
-) where
+) -> Serving
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     A: Fn(http::Request<RequestBody>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, ServiceError>> + Send + 'static,
@@ -331,29 +337,33 @@ async fn serve_as<IO, A, Fut>(
     );
     match protocol {
         Detected::Http1 => {
-            let limit = builders.max_request_body_size;
-            let upgrades = edge.upgrades.clone();
-            let service = service_fn(move |req: http::Request<Incoming>| {
-                app(req.map(|body| RequestBody::incoming(body, limit)))
-            });
             // HTTP/1.1 goes through the edge guard: hyper sees only validated bytes.
-            let io = TokioIo::new(GuardedIo::new(
+            // Boxed: hyper's connection is built again after each park, and moves it.
+            let guard = Box::new(GuardedIo::new(
                 io,
                 edge.settings,
                 edge.connection,
                 edge.observer,
-                edge.state,
+                edge.state.clone(),
             ));
-            let conn = builders.http1.serve_connection(io, service).with_upgrades();
-            // Boxed, like the HTTP/2 branch: the connection task's future is only as
-            // large as the protocol in use, which an idle keep-alive connection holds
-            // for as long as it stays open.
-            Box::pin(run(conn, |c| c.graceful_shutdown(), shutdown, abort)).await;
-            // An upgraded stream outlives hyper's connection; the connection (and the
-            // server's shutdown) waits for it, or for the abort at shutdownTimeout.
-            if let Some(upgrades) = upgrades {
-                upgrades.closed().await;
-            }
+            let upgrades = edge.upgrades;
+            let state = edge.state;
+            Box::pin(async move {
+                let connection = http1::Http1Connection {
+                    builder: &builders.http1,
+                    max_request_body_size: builders.max_request_body_size,
+                    keep_alive_timeout: builders.keep_alive_timeout,
+                    state,
+                    stats: builders.stats.clone(),
+                };
+                http1::serve(connection, guard, app, shutdown, abort).await;
+                // An upgraded stream outlives hyper's connection; the connection (and
+                // the server's shutdown) waits for it, or for the abort at
+                // shutdownTimeout.
+                if let Some(upgrades) = upgrades {
+                    upgrades.closed().await;
+                }
+            })
         }
         Detected::Http2 => {
             let edge = http2::Http2Edge {
@@ -361,37 +371,9 @@ async fn serve_as<IO, A, Fut>(
                 connection: edge.connection,
                 min_response_data_rate: edge.min_response_data_rate,
             };
-            Box::pin(http2::serve(
-                io,
-                &builders.http2,
-                edge,
-                app,
-                shutdown,
-                abort,
-            ))
-            .await
+            Box::pin(
+                async move { http2::serve(io, &builders.http2, edge, app, shutdown, abort).await },
+            )
         }
-    }
-}
-
-/// Drives a connection until it closes. On shutdown it asks it to finish in-flight
-/// requests (HTTP/2: GOAWAY) and close; on abort it drops it.
-async fn run<C: Future>(
-    conn: C,
-    graceful_shutdown: impl FnOnce(Pin<&mut C>),
-    shutdown: CancellationToken,
-    abort: CancellationToken,
-) {
-    tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => return,
-        _ = shutdown.cancelled() => {}
-    }
-    graceful_shutdown(conn.as_mut());
-    // Connection errors (client resets, malformed requests) end the connection; hyper
-    // has already answered what it could, so there is nothing more to do with them.
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = abort.cancelled() => {}
     }
 }

@@ -17,6 +17,7 @@ pub mod endpoint;
 mod error;
 pub mod guard;
 mod handler;
+mod http1;
 mod http2;
 mod linger;
 pub mod pool;

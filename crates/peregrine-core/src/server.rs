@@ -1,5 +1,6 @@
 //! Binding endpoints, accepting connections, and stopping gracefully.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::body::MinDataRate;
-use crate::connection::{self, Builders, ConnectionInfo, ConnectionSettings};
+use crate::connection::{self, Builders, ConnectionContext, ConnectionInfo, ConnectionSettings};
 use crate::endpoint::{BindHost, Endpoint, Scheme};
 use crate::error::{Error, ErrorCode};
 use crate::guard::{GuardSettings, Rejection};
@@ -308,7 +309,7 @@ async fn accept_loop<H: Handler>(
     abort: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let builders = Arc::new(Builders::new(&settings));
+    let builders = Arc::new(Builders::new(&settings, handler.clone()));
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -335,15 +336,14 @@ async fn accept_loop<H: Handler>(
                     continue;
                 };
                 let accepted = Accepted { connection, count };
-                tracker.spawn(serve_accepted(
-                    accepted,
-                    tls.clone(),
-                    builders.clone(),
-                    settings.clone(),
-                    handler.clone(),
-                    shutdown.clone(),
-                    abort.clone(),
-                ));
+                let context = ConnectionContext {
+                    builders: builders.clone(),
+                    settings: settings.clone(),
+                    handler: handler.clone(),
+                    shutdown: shutdown.clone(),
+                    abort: abort.clone(),
+                };
+                tracker.spawn(serve_accepted(accepted, tls.clone(), context));
             }
             // Out of file descriptors or similar: back off instead of spinning.
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -361,11 +361,7 @@ struct Accepted {
 async fn serve_accepted<H: Handler>(
     accepted: Accepted,
     tls: Option<Arc<Tls>>,
-    builders: Arc<Builders>,
-    settings: Arc<ConnectionSettings>,
-    handler: Arc<H>,
-    shutdown: CancellationToken,
-    abort: CancellationToken,
+    context: ConnectionContext<H>,
 ) {
     let Accepted {
         connection:
@@ -384,41 +380,35 @@ async fn serve_accepted<H: Handler>(
         transport,
     };
     match tls {
-        // Each protocol and transport boxed: the connection task is only as large as
-        // the path the connection took, for as long as the connection stays open.
-        None => {
-            Box::pin(serve_as_connection(
-                stream, None, peer, builders, settings, handler, shutdown, abort,
-            ))
-            .await
-        }
-        Some(tls) => {
-            // A handshake in progress when the server stops is simply dropped.
-            let timeout = tls::handshake_timeout(settings.limits.request_headers_timeout);
-            let handshake = tokio::select! {
-                // Boxed: rustls's handshake state would otherwise sit in every
-                // connection task for the connection's whole life.
-                h = Box::pin(tls.accept(stream, settings.protocols, timeout)) => h,
-                _ = shutdown.cancelled() => return,
-            };
-            match handshake {
-                Ok((stream, tls_info)) => {
-                    Box::pin(serve_as_connection(
-                        stream,
-                        Some(tls_info),
-                        peer,
-                        builders,
-                        settings,
-                        handler,
-                        shutdown,
-                        abort,
-                    ))
-                    .await
-                }
-                Err(reason) => handshake_refused(reason, peer, &settings, &*handler),
-            }
-        }
+        // The connection task holds only what serving needs (`connection::start`),
+        // for as long as the connection stays open.
+        None => serve_as_connection(stream, None, peer, context).await,
+        // Boxed: rustls's state would otherwise sit in every connection task, TLS or
+        // not, for the connection's whole life.
+        Some(tls) => Box::pin(serve_tls(stream, tls, peer, context)).await,
     }
+}
+
+/// Runs the TLS handshake, then serves the connection.
+async fn serve_tls<H: Handler>(
+    stream: transport::Stream,
+    tls: Arc<Tls>,
+    peer: Peer,
+    context: ConnectionContext<H>,
+) {
+    // A handshake in progress when the server stops is simply dropped.
+    let settings = &context.settings;
+    let timeout = tls::handshake_timeout(settings.limits.request_headers_timeout);
+    let handshake = tokio::select! {
+        // Boxed: the handshake's state is not kept once the connection is served.
+        h = Box::pin(tls.accept(stream, settings.protocols, timeout)) => h,
+        _ = context.shutdown.cancelled() => return,
+    };
+    let (stream, tls_info) = match handshake {
+        Ok(accepted) => accepted,
+        Err(reason) => return handshake_refused(reason, peer, settings, &*context.handler),
+    };
+    serve_as_connection(stream, Some(tls_info), peer, context).await
 }
 
 /// Logs and counts a connection whose TLS handshake failed or timed out.
@@ -443,34 +433,36 @@ struct Peer {
 }
 
 /// Serves a connection, plain or TLS, and reports when it has closed.
-#[allow(clippy::too_many_arguments)]
-async fn serve_as_connection<H, IO>(
+fn serve_as_connection<H, IO>(
     stream: IO,
     tls: Option<TlsInfo>,
     peer: Peer,
-    builders: Arc<Builders>,
-    settings: Arc<ConnectionSettings>,
-    handler: Arc<H>,
-    shutdown: CancellationToken,
-    abort: CancellationToken,
-) where
+    context: ConnectionContext<H>,
+) -> impl Future<Output = ()> + Send
+where
     H: Handler,
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let mut info = ConnectionInfo::new(peer.id, peer.remote, peer.local, settings.scheme, tls);
+    let mut info = ConnectionInfo::new(
+        peer.id,
+        peer.remote,
+        peer.local,
+        context.settings.scheme,
+        tls,
+    );
     info.transport = peer.transport;
     let info = Arc::new(info);
-    connection::serve(
-        stream,
-        info.clone(),
-        builders,
-        settings,
-        handler.clone(),
-        shutdown,
-        abort,
-    )
-    .await;
-    handler.connection_closed(&info);
+    // Not an async fn: its arguments would stay in the connection's task after they
+    // have moved into `info`.
+    async move {
+        let handler = context.handler.clone();
+        // Boxed: setting up and detecting the protocol need more than serving.
+        let start = Box::pin(connection::start(stream, info.clone(), context));
+        if let Some(serving) = start.await {
+            serving.await;
+        }
+        handler.connection_closed(&info);
+    }
 }
 
 /// A started server. Dropping it does not stop it: call [`RunningServer::stop`].

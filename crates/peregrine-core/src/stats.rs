@@ -10,6 +10,7 @@ use crate::guard::Rejection;
 pub struct ServerStats {
     current_connections: AtomicU64,
     current_upgraded: AtomicU64,
+    current_idle: AtomicU64,
     total_connections: AtomicU64,
     total_requests: AtomicU64,
     rejections: [AtomicU64; Rejection::ALL.len()],
@@ -19,6 +20,9 @@ pub struct ServerStats {
 #[derive(Debug, Clone, Default)]
 pub struct StatsSnapshot {
     pub current_connections: u64,
+    /// Open HTTP/1.1 connections parked between requests (`http1.rs`): counted in
+    /// `current_connections` too.
+    pub idle_connections: u64,
     pub total_connections: u64,
     pub total_requests: u64,
     /// Reason code and count, for every reason seen at least once.
@@ -49,6 +53,12 @@ impl ServerStats {
         Some(UpgradedCount(self.clone()))
     }
 
+    /// Counts a parked HTTP/1.1 connection until the returned count is dropped.
+    pub(crate) fn park(self: &Arc<Self>) -> IdleCount {
+        self.current_idle.fetch_add(1, Ordering::Relaxed);
+        IdleCount(self.clone())
+    }
+
     pub(crate) fn request(&self) {
         self.total_requests.fetch_add(1, Ordering::Relaxed);
     }
@@ -60,6 +70,7 @@ impl ServerStats {
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             current_connections: self.current_connections.load(Ordering::Relaxed),
+            idle_connections: self.current_idle.load(Ordering::Relaxed),
             total_connections: self.total_connections.load(Ordering::Relaxed),
             total_requests: self.total_requests.load(Ordering::Relaxed),
             rejections: Rejection::ALL
@@ -90,5 +101,14 @@ pub(crate) struct ConnectionCount(Arc<ServerStats>);
 impl Drop for ConnectionCount {
     fn drop(&mut self) {
         self.0.current_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts one parked connection until dropped.
+pub(crate) struct IdleCount(Arc<ServerStats>);
+
+impl Drop for IdleCount {
+    fn drop(&mut self) {
+        self.0.current_idle.fetch_sub(1, Ordering::Relaxed);
     }
 }

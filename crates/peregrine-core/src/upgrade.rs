@@ -25,7 +25,7 @@ use http_body_util::BodyExt;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf, ReadHalf};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::body::ResponseBody;
@@ -75,7 +75,10 @@ pub(crate) struct ConnectionUpgrades {
     /// The server's abort: cancelled at shutdownTimeout.
     pub abort: CancellationToken,
     started: AtomicBool,
-    closed: CancellationToken,
+    /// Set, and `closed` notified, when the upgraded stream has closed. A `Notify`
+    /// rather than a token: this is in every connection, upgraded or not.
+    ended: AtomicBool,
+    closed: Notify,
 }
 
 impl ConnectionUpgrades {
@@ -93,7 +96,8 @@ impl ConnectionUpgrades {
             connection,
             abort,
             started: AtomicBool::new(false),
-            closed: CancellationToken::new(),
+            ended: AtomicBool::new(false),
+            closed: Notify::new(),
         })
     }
 
@@ -101,8 +105,16 @@ impl ConnectionUpgrades {
     /// never upgraded. The connection task waits here, so the server's shutdown waits
     /// for upgraded streams too.
     pub(crate) async fn closed(&self) {
-        if self.started.load(Ordering::Acquire) {
-            self.closed.cancelled().await;
+        if !self.started.load(Ordering::Acquire) {
+            return;
+        }
+        loop {
+            // Made before the check: a notification after it still reaches it.
+            let closed = self.closed.notified();
+            if self.ended.load(Ordering::Acquire) {
+                return;
+            }
+            closed.await;
         }
     }
 }
@@ -194,7 +206,8 @@ impl Upgrading {
             _ = pump => {}
             _ = abort.cancelled() => {}
         }
-        upgrades.closed.cancel();
+        upgrades.ended.store(true, Ordering::Release);
+        upgrades.closed.notify_waiters();
     }
 }
 

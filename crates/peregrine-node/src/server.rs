@@ -638,6 +638,7 @@ impl NativeServer {
         let snapshot = self.running.as_ref().map(|r| r.stats()).unwrap_or_default();
         NativeStats {
             current_connections: snapshot.current_connections as f64,
+            idle_connections: snapshot.idle_connections as f64,
             total_connections: snapshot.total_connections as f64,
             total_requests: snapshot.total_requests as f64,
             rejections: snapshot
@@ -709,6 +710,7 @@ pub struct NativeRejectionCount {
 #[napi(object)]
 pub struct NativeStats {
     pub current_connections: f64,
+    pub idle_connections: f64,
     pub total_connections: f64,
     pub total_requests: f64,
     pub rejections: Vec<NativeRejectionCount>,

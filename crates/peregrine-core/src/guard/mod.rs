@@ -25,6 +25,7 @@
 pub mod chunked;
 pub mod h2_frames;
 pub mod head;
+mod park;
 mod rejection;
 #[doc(hidden)]
 pub mod replay;
@@ -32,9 +33,11 @@ mod write_rate;
 
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -44,6 +47,8 @@ use tokio::time::Sleep;
 use chunked::ChunkedValidator;
 pub(crate) use h2_frames::{H2FrameGuard, H2Watch};
 use head::{Framing, HeadLimits};
+use park::Parking;
+pub(crate) use park::PARK_AFTER;
 pub use rejection::Rejection;
 pub(crate) use write_rate::MinWriteRate;
 
@@ -53,15 +58,34 @@ const READ_CHUNK: usize = 16 * 1024;
 const STAND_IN: &[u8] = b"GET / HTTP/1.1\r\nhost: refused.invalid\r\nconnection: close\r\n\r\n";
 
 /// Shared by a connection's guard and its service: which request is a stand-in for a
-/// refusal.
+/// refusal, and how many responses are done.
 #[derive(Default)]
 pub(crate) struct EdgeState {
     refusal: std::sync::Mutex<Option<(u64, Rejection)>>,
+    /// Responses hyper is done with (their bodies dropped, so all their bytes are in
+    /// hyper's write buffer or sent). The guard's `requests` less this is the number
+    /// of responses still owed: a connection that owes one is not idle.
+    answered: AtomicU64,
+    /// Requests the service has been called for (see `refusal_for_next`).
+    served: AtomicU64,
 }
 
 impl EdgeState {
+    /// Counts one response as done; see [`EdgeState::answered`].
+    pub(crate) fn answered(&self) {
+        self.answered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// For the connection's service, called once per request in order: the refusal
+    /// to answer if this request is a stand-in. HTTP/1.1 requests on a connection are
+    /// served one after another, so a count gives each its position.
+    pub(crate) fn refusal_for_next(&self) -> Option<Rejection> {
+        let index = self.served.fetch_add(1, Ordering::Relaxed);
+        self.refusal_for(index)
+    }
+
     /// The refusal to answer if request number `index` (from 0) is a stand-in.
-    pub(crate) fn refusal_for(&self, index: u64) -> Option<Rejection> {
+    fn refusal_for(&self, index: u64) -> Option<Rejection> {
         let refusal = *self.refusal.lock().unwrap_or_else(|e| e.into_inner());
         refusal
             .filter(|(at, _)| *at == index)
@@ -131,6 +155,7 @@ pub(crate) struct GuardedIo<S> {
     eof: bool,
     connection: Arc<crate::ConnectionInfo>,
     observer: Arc<dyn EdgeObserver>,
+    parking: Parking,
 }
 
 impl<S> GuardedIo<S> {
@@ -156,7 +181,32 @@ impl<S> GuardedIo<S> {
             eof: false,
             connection,
             observer,
+            parking: Parking::default(),
         }
+    }
+
+    /// Lets the guard park the connection once it has been idle a while (`park.rs`):
+    /// hyper's read sees the end of the stream, and hyper ends its connection without
+    /// shutting the stream and drops its buffers. The caller takes the guard back
+    /// (hyper's `into_parts`), sees [`GuardedIo::is_parked`], and waits for the next
+    /// request with [`GuardedIo::poll_next_request`], which holds no buffer.
+    /// `after`: how long the connection must have been idle (see `park.rs`).
+    pub(crate) fn park_when_idle(&mut self, after: Duration) {
+        self.parking.enable(after);
+    }
+
+    /// Whether the guard ended hyper's connection to park it.
+    pub(crate) fn is_parked(&self) -> bool {
+        self.parking.is_parked()
+    }
+
+    /// Nothing held, nothing owed, nothing unsent, and parking enabled.
+    fn is_idle(&self) -> bool {
+        self.parking.may_park()
+            && !self.eof
+            && matches!(self.phase, Phase::Head)
+            && self.buf.is_empty()
+            && self.state.answered.load(Ordering::Relaxed) == self.requests
     }
 
     /// Refuses the request that starts at `self.validated`. With `respond`, hyper gets
@@ -360,6 +410,49 @@ impl<S> GuardedIo<S> {
 }
 
 impl<S: AsyncRead + Unpin> GuardedIo<S> {
+    /// Reads more of a head through a buffer on the stack, keeping in `buf` only what
+    /// arrived: a connection waiting for its next request holds no read buffer, and a
+    /// head costs memory in proportion to its size. Sets `eof` at the stream's end.
+    fn read_head_part(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut space = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut read = ReadBuf::uninit(&mut space);
+        ready!(Pin::new(&mut self.inner).poll_read(cx, &mut read))?;
+        if read.filled().is_empty() {
+            self.eof = true;
+        } else {
+            self.buf.extend_from_slice(read.filled());
+            self.advance();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Reads more of a chunked body (or of what follows an upgrade) into `buf`.
+    fn read_buffered(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let before = self.buf.len();
+        self.buf.reserve(READ_CHUNK);
+        let mut read = ReadBuf::uninit(self.buf.spare_capacity_mut());
+        ready!(Pin::new(&mut self.inner).poll_read(cx, &mut read))?;
+        let n = read.filled().len();
+        if n == 0 {
+            self.eof = true;
+        } else {
+            // SAFETY: `n` bytes of the spare capacity were initialized by the read.
+            unsafe { self.buf.set_len(before + n) };
+            self.advance();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// While parked: waits for the next request's first bytes, holding no buffer.
+    /// `Ok(true)` when they have arrived (hyper's next connection reads them from the
+    /// guard), `Ok(false)` when the client closed the connection.
+    pub(crate) fn poll_next_request(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        debug_assert!(self.is_parked() && self.buf.is_empty());
+        ready!(self.read_head_part(cx))?;
+        self.parking.unpark();
+        Poll::Ready(Ok(!self.eof))
+    }
+
     /// Reads the rest of a Content-Length body straight into hyper's buffer, stopping
     /// at the body's end: a body needs no scanning, and the bytes after it (the next
     /// head) must come through `buf` to be scanned. Skipping `buf` saves a copy, and the
@@ -414,6 +507,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.parking.is_parked() {
+            // hyper has been told the stream ended; it is ending its connection.
+            return Poll::Ready(Ok(()));
+        }
         loop {
             if this.validated > 0 {
                 this.deliver(out);
@@ -433,21 +530,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
             if matches!(this.phase, Phase::Fixed(_)) && this.buf.is_empty() {
                 return this.read_body_direct(cx, out);
             }
-            let before = this.buf.len();
-            this.buf.reserve(READ_CHUNK);
-            let spare = this.buf.spare_capacity_mut();
-            let mut read = ReadBuf::uninit(spare);
-            match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
-                Poll::Ready(Ok(())) => {
-                    let n = read.filled().len();
-                    if n == 0 {
-                        this.eof = true;
-                        continue;
-                    }
-                    // SAFETY: `n` bytes of the spare capacity were initialized by the read.
-                    unsafe { this.buf.set_len(before + n) };
-                    this.advance();
-                }
+            let read = if matches!(this.phase, Phase::Head) {
+                this.read_head_part(cx)
+            } else {
+                this.read_buffered(cx)
+            };
+            match read {
+                Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
                     if let Some(deadline) = this.deadline.as_mut() {
@@ -458,9 +547,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
                         }
                     }
                     if this.buf.is_empty() {
-                        // Nothing is held for the next read: an idle keep-alive
-                        // connection should not keep a read buffer of its own.
+                        // Nothing is held for the next read: a connection waiting on
+                        // its client should not keep a read buffer of its own.
                         this.buf = BytesMut::new();
+                        if this.is_idle() && this.parking.poll_due(this.requests, cx) {
+                            // The end of the stream, as hyper sees it (`park.rs`).
+                            return Poll::Ready(Ok(()));
+                        }
                     }
                     return Poll::Pending;
                 }
@@ -475,6 +568,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.parking.on_write();
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -483,6 +577,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.parking.on_write();
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
@@ -491,10 +586,21 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let flushed = Pin::new(&mut self.inner).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = flushed {
+            let this = &mut *self;
+            this.parking.on_write_done();
+            let idle = this.is_idle();
+            this.parking.on_flushed(idle, this.requests, cx);
+        }
+        flushed
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.parking.is_parked() {
+            // The connection stays open: only hyper's is ending.
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -75,6 +75,7 @@ export interface NativeServerHandle {
   readonly poolToken: number | null;
   stats(): {
     currentConnections: number;
+    idleConnections: number;
     totalConnections: number;
     totalRequests: number;
     rejections: { reason: string; count: number }[];

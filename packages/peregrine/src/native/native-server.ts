@@ -24,6 +24,12 @@ const WORKER_EXIT_TIMEOUT = 5000;
 /** NativeServer.stats: counters since the server started. */
 export interface ServerStats {
   currentConnections: number;
+  /**
+   * Of the open connections, the HTTP/1.1 keep-alive ones parked between requests: idle
+   * for a moment, they hold no read or write buffers (docs/limits.md, keepAliveTimeout).
+   * NodeServer reports 0: node keeps every connection's buffers.
+   */
+  idleConnections: number;
   totalConnections: number;
   totalRequests: number;
   /** Refusals by reason code, e.g. `{ BAD_REQUEST_TE_CL: 2 }`; reasons never seen are absent. */
@@ -99,21 +105,22 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
     return this.#handle;
   }
 
-  /** Requests currently in flight. */
   /**
-   * Counters since start: open connections, connections and requests so far, and
-   * refusals by reason code (docs/limits.md, docs/security.md).
+   * Counters since start: open and parked connections, connections and requests so
+   * far, and refusals by reason code (docs/limits.md, docs/security.md).
    */
   get stats(): ServerStats {
     const native = this.#handle?.stats();
     return {
       currentConnections: native?.currentConnections ?? 0,
+      idleConnections: native?.idleConnections ?? 0,
       totalConnections: native?.totalConnections ?? 0,
       totalRequests: native?.totalRequests ?? 0,
       rejections: Object.fromEntries((native?.rejections ?? []).map((r) => [r.reason, r.count])),
     };
   }
 
+  /** Requests currently in flight. */
   get inFlight(): number {
     return this.#exchanges.size;
   }

@@ -143,6 +143,7 @@ export class NodeServer implements IServer, NodeExchangeOwner {
   get stats(): ServerStats {
     return {
       currentConnections: this.#sockets.size,
+      idleConnections: 0,
       totalConnections: this.#totalConnections,
       totalRequests: this.#totalRequests,
       rejections: { ...this.#rejections },

@@ -1,0 +1,180 @@
+//! HTTP/1.1 connections: hyper serves the requests, behind the edge guard. A
+//! connection idle for a moment is parked: the guard ends hyper's connection
+//! (`guard/park.rs`), which drops hyper's read and write buffers (8 KiB each) and its
+//! state, and the connection waits for its next request holding only its socket, the
+//! guard and this future. The next request's first bytes start a new hyper
+//! connection over the same guard. keepAliveTimeout is measured across the park.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::body::{BoxError, RequestBody, ResponseBody};
+use crate::connection::ServiceError;
+use crate::guard::{EdgeState, GuardedIo, PARK_AFTER};
+use crate::handler::Response;
+use crate::stats::ServerStats;
+
+/// hyper's HTTP/1.1 builder for one listener.
+pub(crate) fn builder(max_request_buffer_size: usize) -> http1::Builder {
+    let mut http1 = http1::Builder::new();
+    http1
+        .keep_alive(true)
+        .writev(true)
+        // No pipeline_flush: with it hyper reports "can buffer" unconditionally, so a
+        // client that reads slowly makes the server buffer a whole streamed response.
+        .max_buf_size(max_request_buffer_size.max(8192))
+        // The guard hands hyper a head only once it is complete (requestHeadersTimeout
+        // is the guard's), and an idle connection is parked, where keepAliveTimeout
+        // applies: hyper has no time to measure.
+        .header_read_timeout(None);
+    http1
+}
+
+/// What one HTTP/1.1 connection is served with.
+pub(crate) struct Http1Connection<'a> {
+    pub builder: &'a http1::Builder,
+    pub max_request_body_size: Option<u64>,
+    pub keep_alive_timeout: Duration,
+    pub state: Arc<EdgeState>,
+    pub stats: Arc<ServerStats>,
+}
+
+/// Serves an HTTP/1.1 connection through `guard` until it closes, is upgraded, or the
+/// server stops (`shutdown`: in-flight requests finish; `abort`: dropped).
+pub(crate) async fn serve<IO, A, Fut>(
+    connection: Http1Connection<'_>,
+    mut guard: Box<GuardedIo<IO>>,
+    app: A,
+    shutdown: CancellationToken,
+    abort: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    A: Fn(http::Request<RequestBody>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, ServiceError>> + Send + 'static,
+{
+    let Http1Connection {
+        builder,
+        max_request_body_size: limit,
+        keep_alive_timeout,
+        state,
+        stats,
+    } = connection;
+    let answered = state.clone();
+    let mut service = service_fn(move |req: http::Request<Incoming>| {
+        let response = app(req.map(|body| RequestBody::incoming(body, limit)));
+        let state = answered.clone();
+        async move {
+            let response = response.await?;
+            Ok::<_, ServiceError>(response.map(|body| Answered { body, state }))
+        }
+    });
+    let park_after = PARK_AFTER.min(keep_alive_timeout);
+    guard.park_when_idle(park_after);
+    // A connection parks once idle for at least `park_after` and less than twice
+    // that, so it is closed `keep_alive_timeout - park_after` after parking: idle for
+    // at least keepAliveTimeout, and less than `park_after` more.
+    let parked_for = keep_alive_timeout - park_after;
+    // Armed the first time the connection parks, then moved on only when it fires:
+    // no timer work per request.
+    let keep_alive = tokio::time::sleep(parked_for);
+    tokio::pin!(keep_alive);
+    loop {
+        // Boxed: a parked connection holds none of hyper's state.
+        let mut conn = Box::pin(
+            builder
+                .serve_connection(TokioIo::new(guard), service)
+                .with_upgrades(),
+        );
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                // Connection errors (client resets, malformed requests) end the
+                // connection; hyper has already answered what it could.
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    _ = abort.cancelled() => {}
+                }
+                return;
+            }
+        }
+        // `None`: upgraded, and the upgrade owns the stream now.
+        let Some(parts) = Pin::into_inner(conn).into_parts() else {
+            return;
+        };
+        guard = parts.io.into_inner();
+        if !guard.is_parked() {
+            return;
+        }
+        // hyper's read buffer, which must not outlive its connection.
+        debug_assert!(parts.read_buf.is_empty(), "parked with bytes unread");
+        drop(parts.read_buf);
+        service = parts.service;
+        let parked = stats.park();
+        let parked_at = Instant::now();
+        let next = loop {
+            tokio::select! {
+                next = poll_fn(|cx| guard.poll_next_request(cx)) => break next,
+                _ = shutdown.cancelled() => return,
+                () = keep_alive.as_mut() => {
+                    let deadline = parked_at + parked_for;
+                    if Instant::now() >= deadline {
+                        return;
+                    }
+                    keep_alive.as_mut().reset(deadline);
+                }
+            }
+        };
+        drop(parked);
+        if !matches!(next, Ok(true)) {
+            // The client closed the connection, or the socket failed.
+            return;
+        }
+    }
+}
+
+/// A response body that tells the connection's guard when hyper is done with it: the
+/// guard parks a connection only when it owes no response (`EdgeState::answered`).
+struct Answered {
+    body: ResponseBody,
+    state: Arc<EdgeState>,
+}
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        self.state.answered();
+    }
+}
+
+impl Body for Answered {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
