@@ -34,7 +34,8 @@ pub struct ConnectionInfo {
     pub local: SocketAddr,
     pub scheme: Scheme,
     /// What the TLS handshake negotiated; `None` in cleartext.
-    pub tls: Option<TlsInfo>,
+    /// Boxed: most connections are cleartext, and this is kept for each one.
+    pub tls: Option<Box<TlsInfo>>,
     /// TCP, or a unix socket (then `remote` and `local` are placeholders).
     pub transport: Transport,
     /// Set by the first [`ConnectionInfo::take_first_request`].
@@ -54,7 +55,7 @@ impl ConnectionInfo {
             remote,
             local,
             scheme,
-            tls,
+            tls: tls.map(Box::new),
             transport: Transport::Tcp,
             first_request_taken: AtomicBool::new(false),
         }
@@ -92,12 +93,12 @@ pub(crate) struct ConnectionSettings {
 /// decided by ALPN over TLS, by the endpoint's `protocols`, or, in cleartext with both
 /// protocols, by whether the client opens with the HTTP/2 preface (`preface.rs`).
 pub(crate) struct Builders {
-    http1: hyper::server::conn::http1::Builder,
+    pub http1: hyper::server::conn::http1::Builder,
     http2: Http2Settings,
     max_request_body_size: Option<u64>,
-    keep_alive_timeout: Duration,
+    pub keep_alive_timeout: Duration,
     protocols: Protocols,
-    stats: Arc<ServerStats>,
+    pub stats: Arc<ServerStats>,
     /// Logs and counts refusals; one for all the listener's connections.
     observer: Arc<dyn EdgeObserver>,
 }
@@ -184,7 +185,7 @@ where
         shutdown,
         abort,
     } = context;
-    let alpn = Alpn::of(info.tls.as_ref());
+    let alpn = Alpn::of(info.tls.as_deref());
     let edge_state = Arc::new(EdgeState::default());
     let edge = Edge {
         settings: settings.guard.clone(),
@@ -346,24 +347,12 @@ where
                 edge.observer,
                 edge.state.clone(),
             ));
-            let upgrades = edge.upgrades;
-            let state = edge.state;
-            Box::pin(async move {
-                let connection = http1::Http1Connection {
-                    builder: &builders.http1,
-                    max_request_body_size: builders.max_request_body_size,
-                    keep_alive_timeout: builders.keep_alive_timeout,
-                    state,
-                    stats: builders.stats.clone(),
-                };
-                http1::serve(connection, guard, app, shutdown, abort).await;
-                // An upgraded stream outlives hyper's connection; the connection (and
-                // the server's shutdown) waits for it, or for the abort at
-                // shutdownTimeout.
-                if let Some(upgrades) = upgrades {
-                    upgrades.closed().await;
-                }
-            })
+            let service = http1::service(app, builders.max_request_body_size, edge.state);
+            let connection = http1::Http1Connection {
+                builders,
+                upgrades: edge.upgrades,
+            };
+            Box::pin(http1::serve(connection, guard, service, shutdown, abort))
         }
         Detected::Http2 => {
             let edge = http2::Http2Edge {

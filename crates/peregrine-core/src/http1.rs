@@ -9,23 +9,22 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::service::{service_fn, Service};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::body::{BoxError, RequestBody, ResponseBody};
-use crate::connection::ServiceError;
+use crate::connection::{Builders, ServiceError};
 use crate::guard::{EdgeState, GuardedIo, PARK_AFTER};
 use crate::handler::Response;
-use crate::stats::ServerStats;
+use crate::upgrade::ConnectionUpgrades;
 
 /// hyper's HTTP/1.1 builder for one listener.
 pub(crate) fn builder(max_request_buffer_size: usize) -> http1::Builder {
@@ -43,50 +42,66 @@ pub(crate) fn builder(max_request_buffer_size: usize) -> http1::Builder {
     http1
 }
 
-/// What one HTTP/1.1 connection is served with.
-pub(crate) struct Http1Connection<'a> {
-    pub builder: &'a http1::Builder,
-    pub max_request_body_size: Option<u64>,
-    pub keep_alive_timeout: Duration,
-    pub state: Arc<EdgeState>,
-    pub stats: Arc<ServerStats>,
+/// What one HTTP/1.1 connection is served with, besides its guard and service.
+pub(crate) struct Http1Connection {
+    /// hyper's builder, keepAliveTimeout and the counters.
+    pub builders: Arc<Builders>,
+    /// Set on connections that may be upgraded: serving ends when the upgraded stream
+    /// has closed too.
+    pub upgrades: Option<Arc<ConnectionUpgrades>>,
 }
 
-/// Serves an HTTP/1.1 connection through `guard` until it closes, is upgraded, or the
-/// server stops (`shutdown`: in-flight requests finish; `abort`: dropped).
-pub(crate) async fn serve<IO, A, Fut>(
-    connection: Http1Connection<'_>,
-    mut guard: Box<GuardedIo<IO>>,
+/// The connection's service: the app, with request bodies limited to `limit` and
+/// response bodies counted as done in `state`.
+pub(crate) fn service<A, Fut>(
     app: A,
-    shutdown: CancellationToken,
-    abort: CancellationToken,
-) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    limit: Option<u64>,
+    state: Arc<EdgeState>,
+) -> impl Service<
+    http::Request<Incoming>,
+    Response = http::Response<Answered>,
+    Error = ServiceError,
+    Future: Send + 'static,
+> + Send
+       + 'static
+where
     A: Fn(http::Request<RequestBody>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, ServiceError>> + Send + 'static,
 {
-    let Http1Connection {
-        builder,
-        max_request_body_size: limit,
-        keep_alive_timeout,
-        state,
-        stats,
-    } = connection;
-    let answered = state.clone();
-    let mut service = service_fn(move |req: http::Request<Incoming>| {
+    service_fn(move |req: http::Request<Incoming>| {
         let response = app(req.map(|body| RequestBody::incoming(body, limit)));
-        let state = answered.clone();
+        let state = state.clone();
         async move {
             let response = response.await?;
             Ok::<_, ServiceError>(response.map(|body| Answered { body, state }))
         }
-    });
-    let park_after = PARK_AFTER.min(keep_alive_timeout);
+    })
+}
+
+/// Serves an HTTP/1.1 connection through `guard` until it closes, is upgraded (and
+/// the upgraded stream has closed), or the server stops (`shutdown`: in-flight
+/// requests finish; `abort`: dropped). The parameters are used in place, not moved
+/// into locals: this future is what an idle connection holds.
+pub(crate) async fn serve<IO, S>(
+    connection: Http1Connection,
+    mut guard: Box<GuardedIo<IO>>,
+    mut service: S,
+    shutdown: CancellationToken,
+    abort: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<http::Request<Incoming>, Response = http::Response<Answered>, Error = ServiceError>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let builders = &connection.builders;
+    let park_after = PARK_AFTER.min(builders.keep_alive_timeout);
     guard.park_when_idle(park_after);
     // A connection parks once idle for at least `park_after` and less than twice
     // that, so it is closed `keep_alive_timeout - park_after` after parking: idle for
     // at least keepAliveTimeout, and less than `park_after` more.
-    let parked_for = keep_alive_timeout - park_after;
+    let parked_for = builders.keep_alive_timeout - park_after;
     // Armed the first time the connection parks, then moved on only when it fires:
     // no timer work per request.
     let keep_alive = tokio::time::sleep(parked_for);
@@ -94,7 +109,8 @@ pub(crate) async fn serve<IO, A, Fut>(
     loop {
         // Boxed: a parked connection holds none of hyper's state.
         let mut conn = Box::pin(
-            builder
+            builders
+                .http1
                 .serve_connection(TokioIo::new(guard), service)
                 .with_upgrades(),
         );
@@ -108,22 +124,23 @@ pub(crate) async fn serve<IO, A, Fut>(
                     _ = conn.as_mut() => {}
                     _ = abort.cancelled() => {}
                 }
-                return;
+                break;
             }
         }
         // `None`: upgraded, and the upgrade owns the stream now.
         let Some(parts) = Pin::into_inner(conn).into_parts() else {
-            return;
+            break;
         };
         guard = parts.io.into_inner();
         if !guard.is_parked() {
-            return;
+            break;
         }
         // hyper's read buffer, which must not outlive its connection.
         debug_assert!(parts.read_buf.is_empty(), "parked with bytes unread");
         drop(parts.read_buf);
         service = parts.service;
-        let parked = stats.park();
+        let parked = builders.stats.park();
+        crate::memory::parked();
         let parked_at = Instant::now();
         let next = loop {
             tokio::select! {
@@ -144,11 +161,15 @@ pub(crate) async fn serve<IO, A, Fut>(
             return;
         }
     }
+    // An upgraded stream outlives hyper's connection; the connection (and the
+    // server's shutdown) waits for it, or for the abort at shutdownTimeout.
+    if let Some(upgrades) = &connection.upgrades {
+        upgrades.closed().await;
+    }
 }
-
 /// A response body that tells the connection's guard when hyper is done with it: the
 /// guard parks a connection only when it owes no response (`EdgeState::answered`).
-struct Answered {
+pub(crate) struct Answered {
     body: ResponseBody,
     state: Arc<EdgeState>,
 }

@@ -3,10 +3,14 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use pin_project_lite::pin_project;
 use tokio::runtime::Handle;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -358,11 +362,13 @@ struct Accepted {
 }
 
 /// Runs the TLS handshake when the endpoint is https, then serves the connection.
-async fn serve_accepted<H: Handler>(
+/// Not an async fn, which would keep `accepted` in the connection's task: the task
+/// holds only the serving future and the connection's count.
+fn serve_accepted<H: Handler>(
     accepted: Accepted,
     tls: Option<Arc<Tls>>,
     context: ConnectionContext<H>,
-) {
+) -> impl Future<Output = ()> + Send {
     let Accepted {
         connection:
             AcceptedStream {
@@ -371,7 +377,7 @@ async fn serve_accepted<H: Handler>(
                 local,
                 transport,
             },
-        count: _count,
+        count,
     } = accepted;
     let peer = Peer {
         id: connection::next_connection_id(),
@@ -379,13 +385,32 @@ async fn serve_accepted<H: Handler>(
         local,
         transport,
     };
-    match tls {
-        // The connection task holds only what serving needs (`connection::start`),
-        // for as long as the connection stays open.
-        None => serve_as_connection(stream, None, peer, context).await,
+    let serving = match tls {
+        None => Either::Left(serve_as_connection(stream, None, peer, context)),
         // Boxed: rustls's state would otherwise sit in every connection task, TLS or
         // not, for the connection's whole life.
-        Some(tls) => Box::pin(serve_tls(stream, tls, peer, context)).await,
+        Some(tls) => Either::Right(Box::pin(serve_tls(stream, tls, peer, context))),
+    };
+    Counted {
+        serving,
+        _count: count,
+    }
+}
+
+pin_project! {
+    /// A connection's task: counted while it is served.
+    struct Counted<F> {
+        #[pin]
+        serving: F,
+        _count: ConnectionCount,
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Counted<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.project().serving.poll(cx)
     }
 }
 
@@ -452,12 +477,11 @@ where
     );
     info.transport = peer.transport;
     let info = Arc::new(info);
-    // Not an async fn: its arguments would stay in the connection's task after they
-    // have moved into `info`.
+    let handler = context.handler.clone();
+    // Boxed: setting up and detecting the protocol need more than serving. Made here,
+    // not in the async block, whose captures would stay in the connection's task.
+    let start = Box::pin(connection::start(stream, info.clone(), context));
     async move {
-        let handler = context.handler.clone();
-        // Boxed: setting up and detecting the protocol need more than serving.
-        let start = Box::pin(connection::start(stream, info.clone(), context));
         if let Some(serving) = start.await {
             serving.await;
         }
