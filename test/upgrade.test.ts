@@ -89,6 +89,23 @@ describe.each(["native", "node"] as const)("HTTP/1.1 upgrade (%s server)", (serv
     expect(started.upgraded).toBe(1);
   });
 
+  it("upgrades a keep-alive connection that sat idle after an earlier request (parked on the native server)", async () => {
+    const { port, started } = await echoApp(server);
+    const client = await RawClient.connect(port);
+    client.write("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    await client.waitFor((b) => b.toString().endsWith("ok"), 5000);
+    client.take();
+    // Longer than the native server takes to park an idle connection (50 to 100 ms).
+    await new Promise((r) => setTimeout(r, 250));
+    client.write("GET /echo HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n");
+    const head = (await client.waitFor((b) => b.includes("\r\n\r\n"), 5000)).toString("latin1");
+    expect(head).toMatch(/^HTTP\/1\.1 101 Switching Protocols\r\n/);
+    client.take();
+    expect(await echoOnce(client, "after a park")).toBe("after a park");
+    client.close();
+    expect(started.upgraded).toBe(1);
+  });
+
   it("a WebSocket handshake: the app's Sec-WebSocket-Accept goes out with the 101, then raw bytes echo", async () => {
     const { port } = await echoApp(server);
     const key = crypto.randomBytes(16).toString("base64");

@@ -127,6 +127,30 @@ impl Client {
     /// Connects with `sni` (an IP address sends none), sends a GET, and returns the
     /// server's leaf certificate and the response body.
     async fn get(&self, port: u16, sni: &str) -> std::io::Result<(Vec<u8>, String)> {
+        let mut tls = self.connect(port, sni).await?;
+        let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+        tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut response = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut response))
+            .await
+            .expect("response in time")
+            .or_else(|e| match e.kind() {
+                // Some servers close without close_notify after Connection: close.
+                std::io::ErrorKind::UnexpectedEof => Ok(0),
+                _ => Err(e),
+            })?;
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        Ok((leaf, body))
+    }
+
+    /// A TLS connection, handshake done, with `sni` (an IP address sends none).
+    async fn connect(
+        &self,
+        port: u16,
+        sni: &str,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
         use rustls::pki_types::pem::PemObject;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider)
@@ -145,24 +169,9 @@ impl Client {
         config.alpn_protocols = self.alpn.clone();
         let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
         let name = ServerName::try_from(sni.to_string()).unwrap();
-        let mut tls = TlsConnector::from(Arc::new(config))
+        TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
-            .await?;
-        let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
-        tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut response = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut response))
             .await
-            .expect("response in time")
-            .or_else(|e| match e.kind() {
-                // Some servers close without close_notify after Connection: close.
-                std::io::ErrorKind::UnexpectedEof => Ok(0),
-                _ => Err(e),
-            })?;
-        let text = String::from_utf8_lossy(&response).into_owned();
-        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-        Ok((leaf, body))
     }
 }
 
@@ -427,5 +436,38 @@ async fn endpoints_with_their_own_certificates_keep_them_across_reloads() {
     .unwrap();
     let port = port_of(&server.urls()[0]);
     assert_eq!(client.get(port, "127.0.0.1").await.unwrap().0, der(&own));
+    server.stop(Duration::from_secs(1)).await;
+}
+
+/// An idle TLS keep-alive connection is parked like a cleartext one (its rustls state
+/// stays, hyper's buffers go), and serves its next request.
+#[tokio::test]
+async fn a_parked_tls_connection_serves_its_next_request() {
+    let ca = ca();
+    let (server, port) = start(
+        single_cert(issue(&ca, &["localhost"], false, false)),
+        Protocols::Http1,
+    )
+    .unwrap();
+    let mut tls = Client::new(&ca).connect(port, "localhost").await.unwrap();
+    let mut received = Vec::new();
+    for round in 0..2 {
+        tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        received.clear();
+        while !String::from_utf8_lossy(&received).contains("client=false") {
+            let mut chunk = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut chunk))
+                .await
+                .expect("response in time")
+                .unwrap();
+            assert!(n > 0, "closed in round {round}");
+            received.extend_from_slice(&chunk[..n]);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(server.stats().idle_connections, 1, "round {round}");
+    }
+    assert!(String::from_utf8_lossy(&received).starts_with("HTTP/1.1 200 OK\r\n"));
     server.stop(Duration::from_secs(1)).await;
 }
