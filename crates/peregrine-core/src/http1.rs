@@ -36,8 +36,8 @@ pub(crate) fn builder(max_request_buffer_size: usize) -> http1::Builder {
         // client that reads slowly makes the server buffer a whole streamed response.
         .max_buf_size(max_request_buffer_size.max(8192))
         // The guard hands hyper a head only once it is complete (requestHeadersTimeout
-        // is the guard's), and an idle connection is parked, where keepAliveTimeout
-        // applies: hyper has no time to measure.
+        // is the guard's), and keepAliveTimeout runs while a connection is parked, so
+        // hyper has nothing left to time.
         .header_read_timeout(None);
     http1
 }
