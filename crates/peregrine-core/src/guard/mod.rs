@@ -200,10 +200,10 @@ impl<S> GuardedIo<S> {
         self.parking.is_parked()
     }
 
-    /// Nothing held, nothing owed, nothing unsent, and parking enabled.
-    fn is_idle(&self) -> bool {
-        self.parking.may_park()
-            && !self.eof
+    /// Nothing held and no response owed: idle, as far as the guard can see (hyper's
+    /// write buffer is `Parking`'s part).
+    fn owes_nothing(&self) -> bool {
+        !self.eof
             && matches!(self.phase, Phase::Head)
             && self.buf.is_empty()
             && self.state.answered.load(Ordering::Relaxed) == self.requests
@@ -550,7 +550,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
                         // Nothing is held for the next read: a connection waiting on
                         // its client should not keep a read buffer of its own.
                         this.buf = BytesMut::new();
-                        if this.is_idle() && this.parking.poll_due(this.requests, cx) {
+                        if this.owes_nothing() && this.parking.poll_due(this.requests, cx) {
                             // The end of the stream, as hyper sees it (`park.rs`).
                             return Poll::Ready(Ok(()));
                         }
@@ -589,9 +589,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
         let flushed = Pin::new(&mut self.inner).poll_flush(cx);
         if let Poll::Ready(Ok(())) = flushed {
             let this = &mut *self;
-            this.parking.on_write_done();
-            let idle = this.is_idle();
-            this.parking.on_flushed(idle, this.requests, cx);
+            let quiet = this.owes_nothing();
+            this.parking.on_flushed(quiet, this.requests, cx);
         }
         flushed
     }

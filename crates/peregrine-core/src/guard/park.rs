@@ -39,8 +39,8 @@ pub(super) struct Parking {
     /// The guard's request count when the timer was set: if it has moved when the
     /// timer fires, the connection was not idle all along.
     armed_at: u64,
-    /// The request count when the connection last went idle after a flush (see
-    /// `on_flushed`).
+    /// The request count when the timer was last polled for an idle connection: a
+    /// flush sets the timer once per request (`on_flushed`).
     idle_seen: u64,
 }
 
@@ -57,8 +57,9 @@ impl Parking {
         self.parked = false;
     }
 
-    /// Whether parking could apply at all: enabled, and hyper's write buffer empty.
-    pub(super) fn may_park(&self) -> bool {
+    /// Whether parking could apply at all: enabled, not parked, and hyper's write
+    /// buffer empty.
+    fn may_park(&self) -> bool {
         self.after.is_some() && !self.unflushed && !self.parked
     }
 
@@ -66,28 +67,28 @@ impl Parking {
         self.unflushed = true;
     }
 
-    /// A flush succeeded: hyper's write buffer is empty (call before `on_flushed`).
-    pub(super) fn on_write_done(&mut self) {
+    /// After a successful flush: hyper's write buffer is empty. If the connection owes
+    /// nothing (`quiet`), hyper will not read again unless woken, so the timer is set
+    /// here, once per request.
+    pub(super) fn on_flushed(&mut self, quiet: bool, requests: u64, cx: &mut Context<'_>) {
         self.unflushed = false;
-    }
-
-    /// After a successful flush of an idle connection (`idle`): hyper will not read
-    /// again unless woken, so the timer is set here, once per request.
-    pub(super) fn on_flushed(&mut self, idle: bool, requests: u64, cx: &mut Context<'_>) {
-        if idle && self.idle_seen != requests {
-            self.idle_seen = requests;
-            if self.poll_due(requests, cx) {
-                // Due already: hyper must read to see the end.
-                cx.waker().wake_by_ref();
-            }
+        if quiet && self.idle_seen != requests && self.poll_due(requests, cx) {
+            // Due already: hyper must read to see the end.
+            cx.waker().wake_by_ref();
         }
     }
 
-    /// On hyper's read of an idle connection that found nothing: whether to park now.
-    /// Sets the timer if it is not running; it wakes the connection when it fires, and
-    /// hyper then reads again.
+    /// On hyper's read of a connection that owes nothing and found nothing to read,
+    /// and after `on_flushed`: whether to park now. Sets the timer if it is not
+    /// running; it wakes the connection when it fires, and hyper then reads again.
     pub(super) fn poll_due(&mut self, requests: u64, cx: &mut Context<'_>) -> bool {
-        let after = self.after.unwrap_or(PARK_AFTER);
+        if !self.may_park() {
+            return false;
+        }
+        let Some(after) = self.after else {
+            return false;
+        };
+        self.idle_seen = requests;
         let timer = match &mut self.timer {
             Some(timer) => timer,
             None => {
