@@ -4,6 +4,17 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // CR, LF and NUL would let a value inject headers; other controls are refused too.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
 const INVALID_VALUE = /[\0-\x08\x0a-\x1f\x7f]/;
+/** Values up to this long are checked by a loop: a regex call costs more than the scan. */
+const VALUE_LOOP_MAX = 64;
+
+/**
+ * Header names already checked, each with its lower-case form. Apps set the same few
+ * names on every response, and the check and toLowerCase were a measurable share of
+ * the JS thread's work per request (bench/README.md). Bounded: names past the limit
+ * are checked each time.
+ */
+const checkedNames = new Map<string, string>();
+const CHECKED_NAMES_MAX = 512;
 
 export type HeaderValue = string | readonly string[];
 
@@ -30,7 +41,7 @@ export class HeaderDictionary implements Iterable<[string, string]> {
     return new Map();
   }
 
-  get #entries(): Map<string, string | string[]> {
+  #entries(): Map<string, string | string[]> {
     let map = this.#map;
     if (map === undefined) {
       map = this.load();
@@ -49,41 +60,41 @@ export class HeaderDictionary implements Iterable<[string, string]> {
   }
 
   get size(): number {
-    return this.#entries.size;
+    return this.#entries().size;
   }
 
   get(name: string): string | undefined {
-    const value = this.#entries.get(name.toLowerCase());
+    const value = this.#entries().get(lowerName(name));
     if (value === undefined || typeof value === "string") return value;
     return value.join(", ");
   }
 
   getAll(name: string): string[] {
-    const value = this.#entries.get(name.toLowerCase());
+    const value = this.#entries().get(lowerName(name));
     if (value === undefined) return [];
     return typeof value === "string" ? [value] : [...value];
   }
 
   has(name: string): boolean {
-    return this.#entries.has(name.toLowerCase());
+    return this.#entries().has(lowerName(name));
   }
 
   set(name: string, value: HeaderValue | number): void {
     const key = this.#checkName(name);
     if (typeof value === "number") value = String(value);
     if (typeof value === "string") {
-      this.#entries.set(key, checkValue(key, value));
+      this.#entries().set(key, checkValue(key, value));
     } else {
       const values = value.map((v) => checkValue(key, v));
-      if (values.length === 0) this.#entries.delete(key);
-      else this.#entries.set(key, values.length === 1 ? (values[0] as string) : values);
+      if (values.length === 0) this.#entries().delete(key);
+      else this.#entries().set(key, values.length === 1 ? (values[0] as string) : values);
     }
   }
 
   append(name: string, value: string | number): void {
     const key = this.#checkName(name);
     const v = checkValue(key, typeof value === "number" ? String(value) : value);
-    const map = this.#entries;
+    const map = this.#entries();
     const existing = map.get(key);
     if (existing === undefined) map.set(key, v);
     else if (typeof existing === "string") map.set(key, [existing, v]);
@@ -92,23 +103,23 @@ export class HeaderDictionary implements Iterable<[string, string]> {
 
   delete(name: string): boolean {
     this.#checkWritable();
-    return this.#entries.delete(name.toLowerCase());
+    return this.#entries().delete(name.toLowerCase());
   }
 
   clear(): void {
     this.#checkWritable();
-    this.#entries.clear();
+    this.#entries().clear();
   }
 
   *entries(): IterableIterator<[string, string]> {
-    for (const [name, value] of this.#entries) {
+    for (const [name, value] of this.#entries()) {
       if (typeof value === "string") yield [name, value];
       else for (const v of value) yield [name, v];
     }
   }
 
   keys(): IterableIterator<string> {
-    return this.#entries.keys();
+    return this.#entries().keys();
   }
 
   [Symbol.iterator](): IterableIterator<[string, string]> {
@@ -117,7 +128,7 @@ export class HeaderDictionary implements Iterable<[string, string]> {
 
   /** A plain object, for logging and tests; repeated values become arrays. */
   toJSON(): Record<string, string | string[]> {
-    return Object.fromEntries(this.#entries);
+    return Object.fromEntries(this.#entries());
   }
 
   /** `name\nvalue\n...`, the form the native core takes. Values were checked on entry. */
@@ -132,12 +143,27 @@ export class HeaderDictionary implements Iterable<[string, string]> {
     return out;
   }
 
+  /**
+   * The headers as stored (lower-case names; a string, or an array for repeated
+   * values), for writers that encode them without pack(); undefined when none were set.
+   * Values were checked on entry.
+   * @internal
+   */
+  storedEntries(): ReadonlyMap<string, string | readonly string[]> | undefined {
+    const map = this.#map;
+    return map === undefined || map.size === 0 ? undefined : map;
+  }
+
   #checkName(name: string): string {
     this.#checkWritable();
+    const known = checkedNames.get(name);
+    if (known !== undefined) return known;
     if (!TOKEN.test(name)) {
       throw new PeregrineError(ErrorCodes.INVALID_HEADER, `"${name}" is not a valid header name`);
     }
-    return name.toLowerCase();
+    const lower = name.toLowerCase();
+    if (checkedNames.size < CHECKED_NAMES_MAX) checkedNames.set(name, lower);
+    return lower;
   }
 
   #checkWritable(): void {
@@ -150,8 +176,23 @@ export class HeaderDictionary implements Iterable<[string, string]> {
   }
 }
 
+/** The stored form of a name, from the cache when it was checked before. */
+function lowerName(name: string): string {
+  return checkedNames.get(name) ?? name.toLowerCase();
+}
+
+function hasInvalidCharacter(value: string): boolean {
+  const length = value.length;
+  if (length > VALUE_LOOP_MAX) return INVALID_VALUE.test(value);
+  for (let i = 0; i < length; i++) {
+    const unit = value.charCodeAt(i);
+    if ((unit < 0x20 && unit !== 0x09) || unit === 0x7f) return true;
+  }
+  return false;
+}
+
 function checkValue(name: string, value: string): string {
-  if (INVALID_VALUE.test(value)) {
+  if (hasInvalidCharacter(value)) {
     throw new PeregrineError(
       ErrorCodes.INVALID_HEADER,
       `the value of header "${name}" contains a control character (CR, LF and NUL are never allowed)`,

@@ -12,9 +12,22 @@ export function decodePath(raw: string): string {
   }
 }
 
+export interface SplitTarget {
+  readonly path: string;
+  readonly queryString: string;
+}
+
+/** The last target split: a run of requests for one target is split once. */
+let lastSplit: { target: string; split: SplitTarget } = { target: "/", split: { path: "/", queryString: "" } };
+
 /** Splits a request target into its decoded path and its query string ("?..." or ""). */
-export function splitTarget(target: string): { path: string; queryString: string } {
+export function splitTarget(target: string): SplitTarget {
+  if (target === lastSplit.target) return lastSplit.split;
   const q = target.indexOf("?");
-  if (q < 0) return { path: decodePath(target), queryString: "" };
-  return { path: decodePath(target.slice(0, q)), queryString: target.slice(q) };
+  const split =
+    q < 0
+      ? { path: decodePath(target), queryString: "" }
+      : { path: decodePath(target.slice(0, q)), queryString: target.slice(q) };
+  lastSplit = { target, split };
+  return split;
 }

@@ -139,7 +139,7 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
     // A reason phrase is checked by the core, so it goes alone, where a refusal can
     // still reach the app's error handling; header names and values are checked here.
     if (this.reasonPhrase === undefined)
-      this.#owner.responses.add(this.id, this.statusCode, this.#packedHeaders(), chunk);
+      this.#owner.responses.add(this.id, this.statusCode, this.hasHeaders ? this.headers : undefined, chunk);
     else this.#owner.handle.respond(this.id, this.statusCode, this.#packedHeaders(), chunk, this.reasonPhrase);
     this.#close();
   }

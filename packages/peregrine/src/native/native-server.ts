@@ -14,6 +14,7 @@ import { type NativeTlsOptions, type TlsOptions, toNativeTlsOptions } from "../s
 import { connectionIdString } from "../servers/exchange.js";
 import { loadNativeBinding, type NativeServerHandle } from "./binding.js";
 import { type ExchangeOwner, NativeExchange } from "./exchange.js";
+import { ExchangeTable } from "./exchange-table.js";
 import { ResponseBatch } from "./response-batch.js";
 import { type Rejection, type RequestRecord, readTape, type TapeSink, type TlsRecord } from "./tape.js";
 import { reportWorkerReady, type WorkerAssignment, WorkerGroup } from "./workers.js";
@@ -68,7 +69,7 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
   readonly #limits: ServerLimits;
   readonly #shutdownTimeout: number;
   readonly #addServerHeader: boolean;
-  readonly #exchanges = new Map<number, NativeExchange>();
+  readonly #exchanges = new ExchangeTable<NativeExchange>();
   #tls: NativeTlsOptions | undefined;
   readonly #endpoints: EndpointOptions[];
   /** TLS details by connection id, from the first request until the connection closes. */
@@ -270,7 +271,7 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
     const application = this.#application as IHttpApplication<unknown>;
     const tls = record.https ? this.#tlsConnections.get(record.connectionId) : undefined;
     const exchange = new NativeExchange(this, id, record, this.#limits.maxRequestBodySize, tls);
-    this.#exchanges.set(id, exchange);
+    this.#exchanges.set(exchange);
     dispatch(application, exchange, this.logger);
   }
 
@@ -322,8 +323,7 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
 
   stopped(): void {
     this.responses.flush();
-    for (const exchange of this.#exchanges.values()) exchange.clientGone();
-    this.#exchanges.clear();
+    for (const exchange of this.#exchanges.drain()) exchange.clientGone();
     this.#tlsConnections.clear();
     this.#handle?.close();
     this.#stopped?.resolve();

@@ -1,4 +1,5 @@
 import type { BodyChunk } from "../features/index.js";
+import type { HeaderDictionary } from "../http/headers.js";
 
 /**
  * Bytes before a record's headers: u32 id, u16 status, u32 header byte count, u32 body
@@ -40,6 +41,37 @@ function writeUtf8(buffer: Buffer, text: string, at: number): number {
   return buffer.write(text, at, "utf8");
 }
 
+/** The most bytes `headers` can take in the packed form (`name\nvalue\n...`), UTF-8. */
+function packedBound(entries: ReadonlyMap<string, string | readonly string[]>): number {
+  let units = 0;
+  for (const [name, value] of entries) {
+    if (typeof value === "string") units += name.length + value.length + 2;
+    else for (const v of value) units += name.length + v.length + 2;
+  }
+  return units * 3;
+}
+
+/**
+ * Writes `entries` in the packed form HeaderDictionary.pack() makes, straight into
+ * the batch: building the string first cost a concatenation per header and a flatten
+ * before the copy. Returns the end.
+ */
+function writePacked(buffer: Buffer, entries: ReadonlyMap<string, string | readonly string[]>, at: number): number {
+  let end = at;
+  for (const [name, value] of entries) {
+    if (typeof value === "string") end = writeField(buffer, name, value, end, at);
+    else for (const v of value) end = writeField(buffer, name, v, end, at);
+  }
+  return end;
+}
+
+function writeField(buffer: Buffer, name: string, value: string, end: number, start: number): number {
+  if (end !== start) buffer[end++] = 0x0a;
+  end += writeUtf8(buffer, name, end);
+  buffer[end++] = 0x0a;
+  return end + writeUtf8(buffer, value, end);
+}
+
 /** Takes a batch: the records, and the bodies not copied into them (crates/peregrine-node respond_batch). */
 export type SendBatch = (records: Buffer, bodies: (BodyChunk | undefined)[]) => void;
 
@@ -62,18 +94,19 @@ export class ResponseBatch {
     this.#send = send;
   }
 
-  /** `headers` is packed as HeaderDictionary.pack() makes it; the status is valid. */
-  add(id: number, status: number, headers: string, body: BodyChunk | undefined): void {
+  /** The status is valid; the headers' names and values were checked when set. */
+  add(id: number, status: number, headers: HeaderDictionary | undefined, body: BodyChunk | undefined): void {
+    const entries = headers?.storedEntries();
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
     const inlineMax = body === undefined ? 0 : typeof body === "string" ? body.length * 3 : body.byteLength;
     const inline = inlineMax <= INLINE_BODY_MAX;
-    this.#reserve(RECORD_HEAD + headers.length * 3 + (inline ? inlineMax : 0));
+    this.#reserve(RECORD_HEAD + (entries === undefined ? 0 : packedBound(entries)) + (inline ? inlineMax : 0));
     const records = this.#records;
     const at = this.#length;
     records.writeUInt32LE(id, at);
     records.writeUInt16LE(status, at + 4);
     let end = at + RECORD_HEAD;
-    if (headers.length > 0) end += writeUtf8(records, headers, end);
+    if (entries !== undefined) end = writePacked(records, entries, end);
     records.writeUInt32LE(end - at - RECORD_HEAD, at + 6);
     if (!inline) {
       records.writeUInt32LE(BODY_IN_ARRAY, at + 10);

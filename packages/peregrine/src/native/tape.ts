@@ -150,6 +150,24 @@ export function readHeaders(tape: Buffer, at: number): { headers: [string, strin
   return { headers, end: p };
 }
 
+/** Targets up to this long are compared with the last one before decoding. */
+const TARGET_REUSE_MAX = 64;
+/** The last target decoded: a run of requests for one path shares the string. */
+let lastTarget = "";
+
+function target(tape: Buffer, at: number, length: number): string {
+  // Decoding is a call into C++ that costs more than comparing a short target with
+  // the last one; sharing the string also keeps its hash, which routing looks up.
+  if (length === lastTarget.length && length <= TARGET_REUSE_MAX) {
+    let i = 0;
+    while (i < length && tape[at + i] === lastTarget.charCodeAt(i)) i++;
+    if (i === length) return lastTarget;
+  }
+  const decoded = tape.toString("latin1", at, at + length);
+  lastTarget = decoded;
+  return decoded;
+}
+
 /** One request's head, as a view over the tape. */
 export class RequestRecord {
   readonly tape: Buffer;
@@ -167,22 +185,23 @@ export class RequestRecord {
   readonly addressesAt: number;
   readonly authorityAt: number;
 
-  constructor(tape: Buffer, at: number) {
+  /** `view` is a DataView over `tape`, made once per batch: its reads inline, Buffer's do not. */
+  constructor(tape: Buffer, view: DataView, at: number) {
     this.tape = tape;
     this.version = tape[at] as number;
     const flags = tape[at + 1] as number;
     this.bodyEmpty = (flags & FLAG_BODY_EMPTY) !== 0;
     this.https = (flags & FLAG_HTTPS) !== 0;
-    this.connectionId = tape.readDoubleLE(at + 2);
-    this.contentLength = tape.readDoubleLE(at + 10);
-    this.streamId = tape.readUInt32LE(at + 18);
+    this.connectionId = view.getFloat64(at + 2, true);
+    this.contentLength = view.getFloat64(at + 10, true);
+    this.streamId = view.getUint32(at + 18, true);
     this.addressesAt = at + 22;
     let p = at + 22 + 38;
-    const methodLength = tape.readUInt16LE(p);
+    const methodLength = view.getUint16(p, true);
     this.method = method(tape, p + 2, methodLength);
     p += 2 + methodLength;
-    const targetLength = tape.readUInt32LE(p);
-    this.target = tape.toString("latin1", p + 4, p + 4 + targetLength);
+    const targetLength = view.getUint32(p, true);
+    this.target = target(tape, p + 4, targetLength);
     this.authorityAt = p + 4 + targetLength;
   }
 
@@ -212,16 +231,17 @@ export class RequestRecord {
 /** Dispatches every record of one batch to `sink`, in order. */
 export function readTape(batch: Buffer[], sink: TapeSink): void {
   const tape = batch[0] as Buffer;
+  const view = new DataView(tape.buffer, tape.byteOffset, tape.byteLength);
   const end = tape.length;
   let at = 0;
   while (at < end) {
     const kind = tape[at];
-    const id = tape.readUInt32LE(at + 1);
-    const length = tape.readUInt32LE(at + 5);
+    const id = view.getUint32(at + 1, true);
+    const length = view.getUint32(at + 5, true);
     const body = at + 9;
     switch (kind) {
       case Kind.Request:
-        sink.request(id, new RequestRecord(tape, body));
+        sink.request(id, new RequestRecord(tape, view, body));
         break;
       case Kind.Data:
         sink.data(id, batch[1 + tape.readUInt32LE(body)] as Buffer);
