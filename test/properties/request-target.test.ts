@@ -33,7 +33,9 @@ const segment = fc.string({ unit: "binary", maxLength: 8 }).filter((s) => !s.inc
 /** The feature as the native server builds it, over a record with just a target. */
 function requestFor(target: string): { feature: NativeRequestFeature; ctx: HttpContext } {
   const record = { protocol: "HTTP/1.1", https: false, method: "GET", target } as unknown as RequestRecord;
-  const feature = new NativeRequestFeature(record, new NativeRequestBody({ readBody() {} }, true));
+  const feature = new NativeRequestFeature(record, {
+    requestBody: new NativeRequestBody({ readBody() {} }, true),
+  });
   const features = new FeatureCollection();
   features.set(IHttpRequestFeature, feature);
   return { feature, ctx: new HttpContext(features) };

@@ -63,7 +63,7 @@ class NativeConnectionFeature implements IHttpConnectionFeature {
 export class NativeExchange extends ServerExchange implements IHttpResetFeature, IHttpUpgradeFeature {
   readonly id: number;
   readonly request: NativeRequestFeature;
-  readonly requestBody: NativeRequestBody;
+  #requestBody: NativeRequestBody | undefined;
   protected readonly sendsTrailers = true;
   readonly #owner: ExchangeOwner;
   readonly #record: RequestRecord;
@@ -88,8 +88,13 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
     this.id = id;
     this.#record = record;
     this.#tls = tls;
-    this.requestBody = new NativeRequestBody(this, record.bodyEmpty);
-    this.request = new NativeRequestFeature(record, this.requestBody);
+    this.request = new NativeRequestFeature(record, this);
+  }
+
+  /** Made when first asked for: most requests have no body and never read one. */
+  get requestBody(): NativeRequestBody {
+    this.#requestBody ??= new NativeRequestBody(this, this.#record.bodyEmpty);
+    return this.#requestBody;
   }
 
   protected override resolve<T>(key: FeatureKey<T>): T | undefined {

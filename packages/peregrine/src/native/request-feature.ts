@@ -176,6 +176,11 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
   }
 }
 
+/** Whoever makes the request body on demand (the exchange). */
+export interface RequestBodyHolder {
+  readonly requestBody: AsyncIterable<Uint8Array>;
+}
+
 /** IHttpRequestFeature over a tape record. */
 export class NativeRequestFeature implements IHttpRequestFeature {
   protocol: string;
@@ -187,9 +192,10 @@ export class NativeRequestFeature implements IHttpRequestFeature {
   rawTarget: string;
   #headers: HeaderDictionary | undefined;
   readonly #record: RequestRecord;
-  body: AsyncIterable<Uint8Array>;
+  readonly #owner: RequestBodyHolder;
+  #body: AsyncIterable<Uint8Array> | undefined;
 
-  constructor(record: RequestRecord, body: NativeRequestBody) {
+  constructor(record: RequestRecord, owner: RequestBodyHolder) {
     this.#record = record;
     this.protocol = record.protocol;
     this.scheme = record.https ? "https" : "http";
@@ -198,7 +204,15 @@ export class NativeRequestFeature implements IHttpRequestFeature {
     const { path, queryString } = splitTarget(record.target);
     this.path = path;
     this.queryString = queryString;
-    this.body = body;
+    this.#owner = owner;
+  }
+
+  /** The exchange's body, made when first asked for: most requests never read one. */
+  get body(): AsyncIterable<Uint8Array> {
+    return this.#body ?? this.#owner.requestBody;
+  }
+  set body(value: AsyncIterable<Uint8Array>) {
+    this.#body = value;
   }
 
   get headers(): HeaderDictionary {
