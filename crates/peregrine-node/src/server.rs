@@ -431,14 +431,33 @@ impl NativeServer {
         records: BufferSlice,
         bodies: Array,
     ) -> napi::Result<Option<String>> {
-        let mut refused: Vec<String> = Vec::new();
+        let mut parsed: Vec<BatchRecord<'_>> = Vec::new();
+        let mut header_bytes = 0;
         let mut rest: &[u8] = &records;
-        let mut next_body = 0u32;
         while !rest.is_empty() {
             let (record, tail) = BatchRecord::split(rest)?;
+            header_bytes += record.header_bytes;
+            parsed.push(record);
             rest = tail;
+        }
+        // Every response's header values are slices of one copy of the batch's header
+        // blocks: one allocation per batch instead of two per response. hyper and h2
+        // hold headers only until the head is encoded, so the block lives about as long
+        // as the batch's heads. Bodies get copies of their own: a slow client may hold
+        // its body for long, and must not keep a whole batch alive with it.
+        let mut block = Vec::with_capacity(header_bytes);
+        for record in &parsed {
+            block.extend_from_slice(record.headers());
+        }
+        let block = Bytes::from(block);
+        let mut refused: Vec<String> = Vec::new();
+        let mut next_body = 0u32;
+        let mut at = 0;
+        for record in parsed {
             let id = record.id;
-            let response = self.batch_response(record, &bodies, &mut next_body);
+            let headers = block.slice(at..at + record.header_bytes);
+            at += record.header_bytes;
+            let response = self.batch_response(record, headers, &bodies, &mut next_body);
             let refusal = match response {
                 Ok(response) => match self.bridge.respond(id, response) {
                     // The client may have gone meanwhile: not worth a log line.
@@ -458,16 +477,10 @@ impl NativeServer {
     fn batch_response(
         &self,
         record: BatchRecord<'_>,
+        headers: Bytes,
         bodies: &Array,
         next_body: &mut u32,
     ) -> napi::Result<peregrine_core::Response> {
-        // Headers and an inline body share one allocation; header values and the body
-        // are slices of it.
-        let block = Bytes::copy_from_slice(record.block);
-        let (headers, body) = (
-            block.slice(..record.header_bytes),
-            block.slice(record.header_bytes..),
-        );
         let body = if record.body_in_array {
             let value: Unknown = bodies.get(*next_body)?.ok_or_else(|| {
                 napi::Error::from_reason("PEREGRINE_INTERNAL: a response batch lost a body")
@@ -475,7 +488,7 @@ impl NativeServer {
             *next_body += 1;
             convert::bytes(value)?
         } else {
-            body
+            Bytes::copy_from_slice(record.body())
         };
         let mut response = http::Response::new(peregrine_core::ResponseBody::full(body));
         *response.status_mut() = convert::status(u32::from(record.status))?;
@@ -698,6 +711,15 @@ impl<'a> BatchRecord<'a> {
             block,
         };
         Ok((record, rest))
+    }
+
+    fn headers(&self) -> &'a [u8] {
+        &self.block[..self.header_bytes]
+    }
+
+    /// The inline body (empty when the body is in the bodies array).
+    fn body(&self) -> &'a [u8] {
+        &self.block[self.header_bytes..]
     }
 }
 
