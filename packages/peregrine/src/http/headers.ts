@@ -191,12 +191,17 @@ function hasInvalidCharacter(value: string): boolean {
   return false;
 }
 
+/** The last value found valid: apps set the same constant (a content type) on every response. */
+let lastValidValue = "";
+
 function checkValue(name: string, value: string): string {
+  if (value === lastValidValue) return value;
   if (hasInvalidCharacter(value)) {
     throw new PeregrineError(
       ErrorCodes.INVALID_HEADER,
       `the value of header "${name}" contains a control character (CR, LF and NUL are never allowed)`,
     );
   }
+  lastValidValue = value;
   return value;
 }
