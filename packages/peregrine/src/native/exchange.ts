@@ -71,7 +71,7 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
   #connection: NativeConnectionFeature | undefined;
   #requestTrailers: RequestTrailers | undefined;
   /** Trailer fields from the tape, once they arrived. */
-  #receivedTrailers: [string, string][] = [];
+  #receivedTrailers: [string, string][] | undefined;
   #released = false;
   /** Set while start() sends the head as a 101 for upgrade(). */
   #upgrading = false;
@@ -102,7 +102,7 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
       case RequestTrailersKey:
         this.#requestTrailers ??= new RequestTrailers(
           () => this.requestBody.complete,
-          () => this.#receivedTrailers,
+          () => this.#receivedTrailers ?? [],
         );
         return this.#requestTrailers as T;
       case TlsKey:

@@ -41,37 +41,6 @@ function writeUtf8(buffer: Buffer, text: string, at: number): number {
   return buffer.write(text, at, "utf8");
 }
 
-/** The most bytes `headers` can take in the packed form (`name\nvalue\n...`), UTF-8. */
-function packedBound(entries: ReadonlyMap<string, string | readonly string[]>): number {
-  let units = 0;
-  for (const [name, value] of entries) {
-    if (typeof value === "string") units += name.length + value.length + 2;
-    else for (const v of value) units += name.length + v.length + 2;
-  }
-  return units * 3;
-}
-
-/**
- * Writes `entries` in the packed form HeaderDictionary.pack() makes, straight into
- * the batch: building the string first cost a concatenation per header and a flatten
- * before the copy. Returns the end.
- */
-function writePacked(buffer: Buffer, entries: ReadonlyMap<string, string | readonly string[]>, at: number): number {
-  let end = at;
-  for (const [name, value] of entries) {
-    if (typeof value === "string") end = writeField(buffer, name, value, end, at);
-    else for (const v of value) end = writeField(buffer, name, v, end, at);
-  }
-  return end;
-}
-
-function writeField(buffer: Buffer, name: string, value: string, end: number, start: number): number {
-  if (end !== start) buffer[end++] = 0x0a;
-  end += writeUtf8(buffer, name, end);
-  buffer[end++] = 0x0a;
-  return end + writeUtf8(buffer, value, end);
-}
-
 /** Takes a batch: the records, and the bodies not copied into them (crates/peregrine-node respond_batch). */
 export type SendBatch = (records: Buffer, bodies: (BodyChunk | undefined)[]) => void;
 
@@ -89,6 +58,9 @@ export class ResponseBatch {
   #length = 0;
   #bodies: (BodyChunk | undefined)[] = [];
   #scheduled = false;
+  /** Where the current record's header fields start, and where the next byte goes. */
+  #fieldsAt = 0;
+  #cursor = 0;
 
   constructor(send: SendBatch) {
     this.#send = send;
@@ -96,17 +68,26 @@ export class ResponseBatch {
 
   /** The status is valid; the headers' names and values were checked when set. */
   add(id: number, status: number, headers: HeaderDictionary | undefined, body: BodyChunk | undefined): void {
+    const at = this.#length;
+    let end = at + RECORD_HEAD;
+    this.#ensure(end, at);
     const entries = headers?.storedEntries();
+    if (entries !== undefined) {
+      // Written straight from the dictionary, in the packed form HeaderDictionary.pack()
+      // makes: building the string first cost a concatenation per header and a flatten
+      // before the copy. forEach hands over name and value without an entry array.
+      this.#fieldsAt = end;
+      this.#cursor = end;
+      entries.forEach(this.#writeEntry);
+      end = this.#cursor;
+    }
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
     const inlineMax = body === undefined ? 0 : typeof body === "string" ? body.length * 3 : body.byteLength;
     const inline = inlineMax <= INLINE_BODY_MAX;
-    this.#reserve(RECORD_HEAD + (entries === undefined ? 0 : packedBound(entries)) + (inline ? inlineMax : 0));
+    if (inline) this.#ensure(end + inlineMax, end);
     const records = this.#records;
-    const at = this.#length;
     records.writeUInt32LE(id, at);
     records.writeUInt16LE(status, at + 4);
-    let end = at + RECORD_HEAD;
-    if (entries !== undefined) end = writePacked(records, entries, end);
     records.writeUInt32LE(end - at - RECORD_HEAD, at + 6);
     if (!inline) {
       records.writeUInt32LE(BODY_IN_ARRAY, at + 10);
@@ -127,6 +108,22 @@ export class ResponseBatch {
     }
   }
 
+  readonly #writeEntry = (value: string | readonly string[], name: string): void => {
+    if (typeof value === "string") this.#writeField(name, value);
+    else for (const v of value) this.#writeField(name, v);
+  };
+
+  /** `\n` between fields, then `name\nvalue`, UTF-8. */
+  #writeField(name: string, value: string): void {
+    let end = this.#cursor;
+    this.#ensure(end + (name.length + value.length) * 3 + 2, end);
+    const records = this.#records;
+    if (end !== this.#fieldsAt) records[end++] = 0x0a;
+    end += writeUtf8(records, name, end);
+    records[end++] = 0x0a;
+    this.#cursor = end + writeUtf8(records, value, end);
+  }
+
   /** Sends what is queued now; also called before the server closes. */
   readonly flush = (): void => {
     this.#scheduled = false;
@@ -138,11 +135,11 @@ export class ResponseBatch {
     this.#send(records, bodies);
   };
 
-  #reserve(bytes: number): void {
-    const needed = this.#length + bytes;
-    if (needed <= this.#records.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(needed, this.#records.length * 2));
-    this.#records.copy(grown, 0, 0, this.#length);
+  /** Grows the buffer to hold `end` bytes, keeping the `written` bytes before it. */
+  #ensure(end: number, written: number): void {
+    if (end <= this.#records.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(end, this.#records.length * 2));
+    this.#records.copy(grown, 0, 0, written);
     this.#records = grown;
   }
 }

@@ -18,6 +18,12 @@ export type RouteMatch =
 
 const NONE: RouteMatch = { kind: "none" };
 
+/** A literal route and the answer to a match of it, made once: matching allocates nothing. */
+interface StaticRoute {
+  readonly endpoint: RouteEndpoint;
+  readonly match: RouteMatch;
+}
+
 function allows(endpoint: RouteEndpoint, method: string): boolean {
   const methods = endpoint.methods;
   // GET routes answer HEAD too; the server sends the headers without the body.
@@ -29,7 +35,7 @@ function allows(endpoint: RouteEndpoint, method: string): boolean {
  * map lookup; the others are tried in precedence order.
  */
 export class Router {
-  readonly #static = new Map<string, RouteEndpoint[]>();
+  readonly #static = new Map<string, StaticRoute[]>();
   readonly #dynamic: RouteEndpoint[] = [];
 
   get size(): number {
@@ -46,9 +52,10 @@ export class Router {
     };
     const key = endpoint.template.staticPath;
     if (key !== undefined) {
+      const route: StaticRoute = { endpoint, match: Object.freeze({ kind: "endpoint", endpoint, values: undefined }) };
       const list = this.#static.get(key);
-      if (list === undefined) this.#static.set(key, [endpoint]);
-      else list.push(endpoint);
+      if (list === undefined) this.#static.set(key, [route]);
+      else list.push(route);
     } else {
       this.#dynamic.push(endpoint);
       // Stable sort keeps registration order between equals.
@@ -66,10 +73,10 @@ export class Router {
       list = this.#static.get(key);
     }
     if (list !== undefined) {
-      for (const endpoint of list) {
-        if (allows(endpoint, method)) return { kind: "endpoint", endpoint, values: undefined };
+      for (const route of list) {
+        if (allows(route.endpoint, method)) return route.match;
       }
-      allow = list.flatMap((e) => e.methods ?? []);
+      allow = list.flatMap((r) => r.endpoint.methods ?? []);
     }
     for (const endpoint of this.#dynamic) {
       const values = matchRouteTemplate(endpoint.template, path);
