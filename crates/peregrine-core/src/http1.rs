@@ -167,6 +167,7 @@ pub(crate) async fn serve<IO, S>(
         upgrades.closed().await;
     }
 }
+
 /// A response body that tells the connection's guard when hyper is done with it: the
 /// guard parks a connection only when it owes no response (`EdgeState::answered`).
 pub(crate) struct Answered {

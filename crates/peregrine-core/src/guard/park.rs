@@ -57,12 +57,6 @@ impl Parking {
         self.parked = false;
     }
 
-    /// Whether parking could apply at all: enabled, not parked, and hyper's write
-    /// buffer empty.
-    fn may_park(&self) -> bool {
-        self.after.is_some() && !self.unflushed && !self.parked
-    }
-
     pub(super) fn on_write(&mut self) {
         self.unflushed = true;
     }
@@ -82,12 +76,14 @@ impl Parking {
     /// and after `on_flushed`: whether to park now. Sets the timer if it is not
     /// running; it wakes the connection when it fires, and hyper then reads again.
     pub(super) fn poll_due(&mut self, requests: u64, cx: &mut Context<'_>) -> bool {
-        if !self.may_park() {
-            return false;
-        }
+        // Parking applies only when enabled, not parked already, and with hyper's
+        // write buffer empty.
         let Some(after) = self.after else {
             return false;
         };
+        if self.parked || self.unflushed {
+            return false;
+        }
         self.idle_seen = requests;
         let timer = match &mut self.timer {
             Some(timer) => timer,
