@@ -41,6 +41,52 @@ describe("middleware and routing", () => {
     expect(order).toEqual(["a-in", "b-in", "endpoint", "b-out", "a-out"]);
   });
 
+  it("sends each response its own headers while the response batches index them, fill the table and start over", async () => {
+    const long = "v".repeat(200);
+    // Values go out as UTF-8; fetch reads header bytes as Latin-1.
+    const utf8 = Buffer.from("é", "utf8").toString("latin1");
+    const { url } = await serve((app) => {
+      app.mapGet("/h/{n:int}", (ctx) => {
+        const n = Number(ctx.request.routeValues.n);
+        const headers = ctx.response.headers;
+        // 1,500 groups, each seen twice or more: more indexed fields than the table holds.
+        headers.set("x-group", `g${n % 1500}`);
+        headers.set("x-n", String(n));
+        headers.set("x-long", long);
+        headers.append("x-many", "é");
+        headers.append("x-many", n % 2 === 0 ? "even" : "odd");
+        return `${n}`;
+      });
+    });
+    const total = 4500;
+    const next = { n: 0 };
+    const failures: string[] = [];
+    async function client() {
+      for (let n = next.n++; n < total; n = next.n++) {
+        const res = await fetch(`${url}/h/${n}`);
+        const got = [
+          res.headers.get("content-type"),
+          res.headers.get("x-group"),
+          res.headers.get("x-n"),
+          res.headers.get("x-long"),
+          res.headers.get("x-many"),
+          await res.text(),
+        ];
+        const want = [
+          "text/plain; charset=utf-8",
+          `g${n % 1500}`,
+          String(n),
+          long,
+          `${utf8}, ${n % 2 === 0 ? "even" : "odd"}`,
+          `${n}`,
+        ];
+        if (JSON.stringify(got) !== JSON.stringify(want)) failures.push(`${n}: ${JSON.stringify(got)}`);
+      }
+    }
+    await Promise.all(Array.from({ length: 16 }, client));
+    expect(failures.slice(0, 5)).toEqual([]);
+  });
+
   it("captures route values, with constraints, optionals and catch-alls", async () => {
     const { url } = await serve((app) => {
       app.mapGet("/users/{id}", (ctx) => ctx.request.routeValues.id);

@@ -66,53 +66,138 @@ describe("response headers (properties)", () => {
     );
   });
 
-  it("the response batch carries each response's headers as pack() writes them, in UTF-8, however it grows", () => {
-    const value = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ minLength: 1000, maxLength: 3000 }));
+  it("the response batch carries each response's headers, in UTF-8, however it grows and whatever it indexes", () => {
+    // Values from a small pool repeat, so fields get indexed; long ones grow the buffer.
+    const pooled = fc.constantFrom("text/plain", "no-cache", "gzip", "é", "");
+    const value = fc.oneof(pooled, fc.string({ maxLength: 40 }), fc.string({ minLength: 1000, maxLength: 3000 }));
+    const name = fc.oneof(fc.constantFrom("content-type", "cache-control", "vary"), tokenName);
     const response = fc.record({
       fields: fc.array(
         fc.tuple(
-          tokenName,
+          name,
           value.filter((v) => !INVALID_VALUE.test(v)),
         ),
         { maxLength: 6 },
       ),
       body: fc.string({ maxLength: 20 }),
     });
+    // Some batches are lost (the binding refused them whole): their definitions with them.
+    const batches = fc.array(
+      fc.record({ responses: fc.array(response, { minLength: 1, maxLength: 12 }), lost: fc.boolean() }),
+      {
+        minLength: 1,
+        maxLength: 6,
+      },
+    );
     fc.assert(
-      fc.property(fc.array(response, { minLength: 1, maxLength: 12 }), (responses) => {
-        const dictionaries = responses.map(({ fields }) => {
-          const headers = new HeaderDictionary();
-          for (const [name, v] of fields) headers.append(name, v);
-          return headers;
-        });
+      fc.property(batches, (runs) => {
+        const table = new BindingTable();
         let sent: Buffer | undefined;
+        let deliver = true;
         const batch = new ResponseBatch((records) => {
           sent = Buffer.from(records);
+          return deliver;
         });
-        responses.forEach(({ body }, i) => {
-          batch.add(i + 1, 200 + i, dictionaries[i], body);
-        });
-        batch.flush();
-        if (sent === undefined) throw new Error("nothing was sent");
-        let at = 0;
-        responses.forEach(({ body }, i) => {
-          const records = sent as Buffer;
-          const headerBytes = records.readUInt32LE(at + 6);
-          const bodyBytes = records.readUInt32LE(at + 10);
-          // A bad length would send the walk astray: stop at the first.
-          expect(at + 14 + headerBytes + bodyBytes).toBeLessThanOrEqual(records.length);
-          expect(records.readUInt32LE(at)).toBe(i + 1);
-          expect(records.readUInt16LE(at + 4)).toBe(200 + i);
-          const headersAt = at + 14;
-          expect(records.subarray(headersAt, headersAt + headerBytes).toString("utf8")).toBe(dictionaries[i]?.pack());
-          const bodyAt = headersAt + headerBytes;
-          expect(records.subarray(bodyAt, bodyAt + bodyBytes)).toEqual(Buffer.from(body, "utf8"));
-          at = bodyAt + bodyBytes;
-        });
-        expect(at).toBe(sent.length);
+        for (const { responses, lost } of runs) {
+          const dictionaries = responses.map(({ fields }) => {
+            const headers = new HeaderDictionary();
+            for (const [n, v] of fields) headers.append(n, v);
+            return headers;
+          });
+          responses.forEach(({ body }, i) => {
+            batch.add(i + 1, 200 + i, dictionaries[i], body);
+          });
+          deliver = !lost;
+          batch.flush();
+          if (sent === undefined) throw new Error("nothing was sent");
+          if (lost) continue;
+          let at = 0;
+          responses.forEach(({ body }, i) => {
+            const records = sent as Buffer;
+            const headerBytes = records.readUInt32LE(at + 6);
+            const bodyBytes = records.readUInt32LE(at + 10);
+            // A bad length would send the walk astray: stop at the first.
+            expect(at + 14 + headerBytes + bodyBytes).toBeLessThanOrEqual(records.length);
+            expect(records.readUInt32LE(at)).toBe(i + 1);
+            expect(records.readUInt16LE(at + 4)).toBe(200 + i);
+            const headersAt = at + 14;
+            const expected = [...(dictionaries[i] ?? [])].map(([n, v]) => `${n}: ${v}`);
+            expect(table.decode(records.subarray(headersAt, headersAt + headerBytes))).toEqual(expected);
+            const bodyAt = headersAt + headerBytes;
+            expect(records.subarray(bodyAt, bodyAt + bodyBytes)).toEqual(Buffer.from(body, "utf8"));
+            at = bodyAt + bodyBytes;
+          });
+          expect(at).toBe(sent.length);
+        }
       }),
       // No shrinking: a counterexample of kilobyte strings shrinks for minutes.
       { ...RUNS, numRuns: 200, endOnFailure: true },
     );
   });
+
+  it("the field table starts over when full, and every reference follows its definition", () => {
+    const table = new BindingTable();
+    let sent: Buffer | undefined;
+    const batch = new ResponseBatch((records) => {
+      sent = Buffer.from(records);
+      return true;
+    });
+    // 3,000 distinct fields, each sent three times: far more than the 1,024 indexes.
+    let indexedOnce = 0;
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 3000; i++) {
+        const headers = new HeaderDictionary();
+        headers.set("x-n", String(i));
+        batch.add(1, 200, headers, "");
+        batch.flush();
+        const block = (sent as Buffer).subarray(14, 14 + (sent as Buffer).readUInt32LE(6));
+        expect(table.decode(block)).toEqual([`x-n: ${i}`]);
+        if (block.length === 2) indexedOnce++;
+      }
+    }
+    // References were used, and the table was redefined as it wrapped.
+    expect(indexedOnce).toBeGreaterThan(0);
+    expect(table.definitions).toBeGreaterThan(1024);
+  });
 });
+
+/** The binding's side of the field table (crates/peregrine-node/src/batch.rs), for checking what JS writes. */
+class BindingTable {
+  readonly #slots: (string | undefined)[] = [];
+  definitions = 0;
+
+  decode(block: Buffer): string[] {
+    const fields: string[] = [];
+    let at = 0;
+    const string = (): string => {
+      const length = block.readUInt32LE(at);
+      const text = block.subarray(at + 4, at + 4 + length).toString("utf8");
+      at += 4 + length;
+      return text;
+    };
+    while (at < block.length) {
+      const tag = block.readUInt16LE(at);
+      at += 2;
+      if (tag < 1024) {
+        const field = this.#slots[tag];
+        if (field === undefined) throw new Error(`field ${tag} is referenced before it is defined`);
+        fields.push(field);
+        continue;
+      }
+      expect([0xffff, 0xfffe]).toContain(tag);
+      let index: number | undefined;
+      if (tag === 0xfffe) {
+        index = block.readUInt16LE(at);
+        at += 2;
+        expect(index).toBeLessThan(1024);
+      }
+      const field = `${string()}: ${string()}`;
+      if (index !== undefined) {
+        this.#slots[index] = field;
+        this.definitions++;
+      }
+      fields.push(field);
+    }
+    return fields;
+  }
+}

@@ -25,13 +25,9 @@ fn invalid(message: String) -> napi::Error {
 
 /// Headers arrive packed as `name\nvalue\nname\nvalue`. The TS package has already
 /// refused names and values containing CR, LF or NUL, so the packing is unambiguous.
+/// Each value is a slice of one copy of the string.
 pub fn headers(packed: &str) -> napi::Result<HeaderMap> {
-    shared_headers(Bytes::copy_from_slice(packed.as_bytes()))
-}
-
-/// [`headers`] over a shared UTF-8 block, as a response batch carries them: each
-/// value is a slice of the block rather than an allocation of its own.
-pub fn shared_headers(packed: Bytes) -> napi::Result<HeaderMap> {
+    let packed = Bytes::copy_from_slice(packed.as_bytes());
     let mut map = HeaderMap::new();
     if packed.is_empty() {
         return Ok(map);

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::HeaderMap;
 use napi::bindgen_prelude::{Array, Buffer, BufferSlice, Env, Function, Null, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Either;
@@ -16,6 +17,7 @@ use peregrine_core::{
     Protocols, RunningServer, Server, ServerOptions, TlsOptions, WriteOutcome,
 };
 
+use crate::batch::{BatchRecord, FieldTable, Malformed};
 use crate::convert::{self, js_error};
 use crate::pool::WorkerPool;
 use crate::tape::Tape;
@@ -202,6 +204,8 @@ pub struct NativeServer {
     workers: Option<Arc<WorkerPool>>,
     /// On a worker thread: the pool and the index of the host this handle serves.
     attached: Option<(Arc<WorkerPool>, usize)>,
+    /// The header fields this handle's response batches have indexed.
+    fields: Mutex<FieldTable>,
 }
 
 #[napi]
@@ -274,6 +278,7 @@ impl NativeServer {
             on_wake: Some(on_wake.create_ref()?),
             workers,
             attached: None,
+            fields: Mutex::default(),
         })
     }
 
@@ -325,6 +330,7 @@ impl NativeServer {
             on_wake: None,
             workers: None,
             attached: Some((pool, index)),
+            fields: Mutex::default(),
         })
     }
 
@@ -422,40 +428,47 @@ impl NativeServer {
     /// Sends many whole responses in one call: the TS package queues the responses one
     /// JS turn finishes and hands them over together, which saves a native call and a
     /// lock per response and lets the I/O threads pick the responses up in one pass.
-    /// `records` holds one record per response (see [`BatchRecord`]); bodies too large
-    /// to copy into it come in `bodies`, in record order. A record the core refuses
-    /// aborts its exchange; the refusals come back as one message for the log, or null.
+    /// `records` holds one record per response (see `batch.rs`); bodies too large to
+    /// copy into it come in `bodies`, in record order. A malformed batch is refused
+    /// whole, before any response goes out. A record the core refuses aborts its
+    /// exchange; the refusals come back as one message for the log, or null.
     #[napi]
     pub fn respond_batch(
         &self,
         records: BufferSlice,
         bodies: Array,
     ) -> napi::Result<Option<String>> {
+        let malformed = |_: Malformed| {
+            napi::Error::from_reason("PEREGRINE_INTERNAL: a response batch is malformed")
+        };
         let mut parsed: Vec<BatchRecord<'_>> = Vec::new();
         let mut header_bytes = 0;
         let mut rest: &[u8] = &records;
         while !rest.is_empty() {
-            let (record, tail) = BatchRecord::split(rest)?;
+            let (record, tail) = BatchRecord::split(rest).map_err(malformed)?;
             header_bytes += record.header_bytes;
             parsed.push(record);
             rest = tail;
         }
-        // Every response's header values are slices of one copy of the batch's header
-        // blocks: one allocation per batch instead of two per response. hyper and h2
-        // hold headers only until the head is encoded, so the block lives about as long
-        // as the batch's heads. Bodies get copies of their own: a slow client may hold
-        // its body for long, and must not keep a whole batch alive with it.
+        // Every literal header value is a slice of one copy of the batch's header
+        // blocks: one allocation per batch instead of one per value. hyper and h2 hold
+        // headers only until the head is encoded, so the block lives about as long as
+        // the batch's heads. Bodies get copies of their own: a slow client may hold its
+        // body for long, and must not keep a whole batch alive with it.
         let mut block = Vec::with_capacity(header_bytes);
         for record in &parsed {
             block.extend_from_slice(record.headers());
         }
         let block = Bytes::from(block);
+        let mut fields = self.fields.lock().unwrap_or_else(|e| e.into_inner());
         let mut refused: Vec<String> = Vec::new();
         let mut next_body = 0u32;
         let mut at = 0;
         for record in parsed {
             let id = record.id;
-            let headers = block.slice(at..at + record.header_bytes);
+            // Decoded first, whatever becomes of the record: later records may use the
+            // fields it defines.
+            let headers = fields.decode(&block.slice(at..at + record.header_bytes));
             at += record.header_bytes;
             let response = self.batch_response(record, headers, &bodies, &mut next_body);
             let refusal = match response {
@@ -477,10 +490,12 @@ impl NativeServer {
     fn batch_response(
         &self,
         record: BatchRecord<'_>,
-        headers: Bytes,
+        headers: Result<HeaderMap, String>,
         bodies: &Array,
         next_body: &mut u32,
     ) -> napi::Result<peregrine_core::Response> {
+        // The body is taken first, so that a refused record does not shift the bodies
+        // of the records after it.
         let body = if record.body_in_array {
             let value: Unknown = bodies.get(*next_body)?.ok_or_else(|| {
                 napi::Error::from_reason("PEREGRINE_INTERNAL: a response batch lost a body")
@@ -490,9 +505,15 @@ impl NativeServer {
         } else {
             Bytes::copy_from_slice(record.body())
         };
+        let headers = headers.map_err(|message| {
+            js_error(peregrine_core::Error::new(
+                ErrorCode::InvalidHeader,
+                message,
+            ))
+        })?;
         let mut response = http::Response::new(peregrine_core::ResponseBody::full(body));
         *response.status_mut() = convert::status(u32::from(record.status))?;
-        *response.headers_mut() = convert::shared_headers(headers)?;
+        *response.headers_mut() = headers;
         Ok(response)
     }
 
@@ -663,63 +684,6 @@ impl NativeServer {
                 })
                 .collect(),
         }
-    }
-}
-
-/// One response in a batch (packages/peregrine/src/native/response-batch.ts writes
-/// them). Little-endian: u32 id, u16 status, u32 header byte count, u32 body byte
-/// count or u32::MAX when the body is the next entry of the bodies array, then the
-/// packed headers (UTF-8, as [`convert::headers`]) and the inline body.
-struct BatchRecord<'a> {
-    id: u32,
-    status: u16,
-    header_bytes: usize,
-    body_in_array: bool,
-    /// Headers, then the inline body.
-    block: &'a [u8],
-}
-
-impl<'a> BatchRecord<'a> {
-    const HEAD: usize = 14;
-
-    /// Splits the first record off a batch: (record, the rest).
-    fn split(bytes: &'a [u8]) -> napi::Result<(BatchRecord<'a>, &'a [u8])> {
-        let malformed =
-            || napi::Error::from_reason("PEREGRINE_INTERNAL: a response batch is malformed");
-        let head = bytes.get(..Self::HEAD).ok_or_else(malformed)?;
-        let u32_at =
-            |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]);
-        let header_bytes = u32_at(6) as usize;
-        let body_length = u32_at(10);
-        let body_in_array = body_length == u32::MAX;
-        let block_length = header_bytes
-            + if body_in_array {
-                0
-            } else {
-                body_length as usize
-            };
-        let rest = &bytes[Self::HEAD..];
-        if rest.len() < block_length {
-            return Err(malformed());
-        }
-        let (block, rest) = rest.split_at(block_length);
-        let record = BatchRecord {
-            id: u32_at(0),
-            status: u16::from_le_bytes([head[4], head[5]]),
-            header_bytes,
-            body_in_array,
-            block,
-        };
-        Ok((record, rest))
-    }
-
-    fn headers(&self) -> &'a [u8] {
-        &self.block[..self.header_bytes]
-    }
-
-    /// The inline body (empty when the body is in the bodies array).
-    fn body(&self) -> &'a [u8] {
-        &self.block[self.header_bytes..]
     }
 }
 

@@ -252,12 +252,17 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
     }
   }
 
-  #sendResponses(records: Buffer, bodies: (string | Uint8Array | undefined)[]): void {
+  /** Returns whether the core took the whole batch (see SendBatch). */
+  #sendResponses(records: Buffer, bodies: (string | Uint8Array | undefined)[]): boolean {
+    const handle = this.#handle;
+    if (handle === undefined) return false;
     try {
-      const refused = this.#handle?.respondBatch(records, bodies);
+      const refused = handle.respondBatch(records, bodies);
       if (refused) this.logger.error({ refused }, "The native server refused responses; their requests were aborted");
+      return true;
     } catch (error) {
       this.logger.error({ err: error }, "The native server failed to take a batch of responses");
+      return false;
     }
   }
 

@@ -3,10 +3,30 @@ import type { HeaderDictionary } from "../http/headers.js";
 
 /**
  * Bytes before a record's headers: u32 id, u16 status, u32 header byte count, u32 body
- * byte count (BODY_IN_ARRAY: the body is the next entry of the bodies array).
+ * byte count (BODY_IN_ARRAY: the body is the next entry of the bodies array). The
+ * format is described in crates/peregrine-node/src/batch.rs; the two must agree.
  */
 const RECORD_HEAD = 14;
 const BODY_IN_ARRAY = 0xffff_ffff;
+
+/**
+ * The field table: a header field (name and value) seen before is sent as its u16
+ * index into a table the binding keeps, instead of being encoded, parsed and checked
+ * again for every response. FIELD_TABLE_SIZE indexes; LITERAL and DEFINE tag fields
+ * sent in full (DEFINE also stores the field at the index that follows the tag).
+ */
+const FIELD_TABLE_SIZE = 1024;
+const LITERAL = 0xffff;
+const DEFINE = 0xfffe;
+/**
+ * A field is indexed the second time it is seen, so that values that never repeat
+ * (request ids, cookies) do not take indexes. Longer values are never indexed: they
+ * seldom repeat, and each indexed field holds a copy in the binding.
+ */
+const SEEN_ONCE = -1;
+const INDEXED_VALUE_MAX = 128;
+/** Fields remembered (indexed or seen once) before the table starts over. */
+const REMEMBERED_MAX = 4 * FIELD_TABLE_SIZE;
 /**
  * Bodies up to this size are copied into the batch: a copy is cheaper than the core
  * converting one more JS value. Larger Buffers cross as they are, and the core sends
@@ -41,8 +61,12 @@ function writeUtf8(buffer: Buffer, text: string, at: number): number {
   return buffer.write(text, at, "utf8");
 }
 
-/** Takes a batch: the records, and the bodies not copied into them (crates/peregrine-node respond_batch). */
-export type SendBatch = (records: Buffer, bodies: (BodyChunk | undefined)[]) => void;
+/**
+ * Takes a batch: the records, and the bodies not copied into them (crates/peregrine-node
+ * respond_batch). Returns false when the binding did not take the whole batch: the
+ * field definitions in it are then lost, and the table starts over.
+ */
+export type SendBatch = (records: Buffer, bodies: (BodyChunk | undefined)[]) => boolean;
 
 /**
  * Whole responses finished in one JS turn, handed to the core together. One native
@@ -58,9 +82,12 @@ export class ResponseBatch {
   #length = 0;
   #bodies: (BodyChunk | undefined)[] = [];
   #scheduled = false;
-  /** Where the current record's header fields start, and where the next byte goes. */
-  #fieldsAt = 0;
+  /** Where the next header field's byte goes. */
   #cursor = 0;
+  /** Field indexes by name and value; SEEN_ONCE for a field not indexed yet. */
+  #fields = new Map<string, Map<string, number>>();
+  #remembered = 0;
+  #nextIndex = 0;
 
   constructor(send: SendBatch) {
     this.#send = send;
@@ -73,10 +100,8 @@ export class ResponseBatch {
     this.#ensure(end, at);
     const entries = headers?.storedEntries();
     if (entries !== undefined) {
-      // Written straight from the dictionary, in the packed form HeaderDictionary.pack()
-      // makes: building the string first cost a concatenation per header and a flatten
-      // before the copy. forEach hands over name and value without an entry array.
-      this.#fieldsAt = end;
+      // Written straight from the dictionary: forEach hands over name and value
+      // without an entry array.
       this.#cursor = end;
       entries.forEach(this.#writeEntry);
       end = this.#cursor;
@@ -113,15 +138,78 @@ export class ResponseBatch {
     else for (const v of value) this.#writeField(name, v);
   };
 
-  /** `\n` between fields, then `name\nvalue`, UTF-8. */
   #writeField(name: string, value: string): void {
     let end = this.#cursor;
-    this.#ensure(end + (name.length + value.length) * 3 + 2, end);
+    // The longest form: tag, index, two lengths, and UTF-8 at 3 bytes per unit at most.
+    this.#ensure(end + 12 + (name.length + value.length) * 3, end);
     const records = this.#records;
-    if (end !== this.#fieldsAt) records[end++] = 0x0a;
-    end += writeUtf8(records, name, end);
-    records[end++] = 0x0a;
-    this.#cursor = end + writeUtf8(records, value, end);
+    let tag = LITERAL;
+    let index = 0;
+    if (value.length <= INDEXED_VALUE_MAX) {
+      const known = this.#fields.get(name)?.get(value);
+      if (known !== undefined && known !== SEEN_ONCE) {
+        records[end] = known & 0xff;
+        records[end + 1] = known >>> 8;
+        this.#cursor = end + 2;
+        return;
+      }
+      if (known === SEEN_ONCE) {
+        index = this.#index(name, value);
+        tag = DEFINE;
+      } else this.#remember(name, value, SEEN_ONCE);
+    }
+    records[end] = tag & 0xff;
+    records[end + 1] = tag >>> 8;
+    end += 2;
+    if (tag === DEFINE) {
+      records[end] = index & 0xff;
+      records[end + 1] = index >>> 8;
+      end += 2;
+    }
+    end = this.#writeString(records, name, end);
+    this.#cursor = this.#writeString(records, value, end);
+  }
+
+  /** u32 byte length, then UTF-8; returns the end. */
+  #writeString(records: Buffer, text: string, at: number): number {
+    const bytes = writeUtf8(records, text, at + 4);
+    records.writeUInt32LE(bytes, at);
+    return at + 4 + bytes;
+  }
+
+  /** The next free index for the field; when none is left, the table starts over. */
+  #index(name: string, value: string): number {
+    if (this.#nextIndex === FIELD_TABLE_SIZE) this.forgetFields();
+    const index = this.#nextIndex++;
+    this.#remember(name, value, index);
+    return index;
+  }
+
+  #remember(name: string, value: string, index: number): void {
+    let values = this.#fields.get(name);
+    if (values?.has(value) !== true) {
+      if (this.#remembered === REMEMBERED_MAX) {
+        this.forgetFields();
+        values = undefined;
+      }
+      this.#remembered++;
+    }
+    if (values === undefined) {
+      values = new Map();
+      this.#fields.set(name, values);
+    }
+    values.set(value, index);
+  }
+
+  /**
+   * Starts the table over: every field is sent in full again, and indexes are defined
+   * anew before any reference to them, so whatever the binding holds at an index is
+   * never read before it is replaced.
+   */
+  forgetFields(): void {
+    this.#fields.clear();
+    this.#remembered = 0;
+    this.#nextIndex = 0;
   }
 
   /** Sends what is queued now; also called before the server closes. */
@@ -132,7 +220,7 @@ export class ResponseBatch {
     const bodies = this.#bodies;
     this.#length = 0;
     this.#bodies = [];
-    this.#send(records, bodies);
+    if (!this.#send(records, bodies)) this.forgetFields();
   };
 
   /** Grows the buffer to hold `end` bytes, keeping the `written` bytes before it. */
