@@ -55,6 +55,10 @@ impl Handler for Hello {
     }
 }
 
+/// As the napi binding allocates, so that the ceiling measures the same native code.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let urls = std::env::var("PEREGRINE_URLS").unwrap_or_else(|_| "http://localhost:5000".into());
     let endpoints = urls
@@ -66,6 +70,8 @@ fn main() {
             eprintln!("{e}");
             std::process::exit(2)
         });
+    // SAFETY: mi_collect takes no pointers and may run on any thread.
+    peregrine_core::memory::set_release(|| unsafe { libmimalloc_sys::mi_collect(true) });
     let runtime = peregrine_core::runtime::shared();
     let mut options = ServerOptions {
         endpoints,

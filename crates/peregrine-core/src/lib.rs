@@ -20,7 +20,7 @@ mod handler;
 mod http1;
 mod http2;
 mod linger;
-mod memory;
+pub mod memory;
 pub mod pool;
 mod preface;
 pub mod runtime;

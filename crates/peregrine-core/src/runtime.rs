@@ -26,6 +26,7 @@ pub fn shared() -> &'static Runtime {
         Builder::new_multi_thread()
             .worker_threads(io_thread_count())
             .thread_name("peregrine-io")
+            .on_thread_park(crate::memory::io_thread_idle)
             .enable_all()
             .build()
             .expect("building the tokio runtime failed: the process is out of threads or file descriptors")
