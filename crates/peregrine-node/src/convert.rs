@@ -96,6 +96,10 @@ pub fn bytes(value: Unknown<'_>) -> napi::Result<Bytes> {
         ValueType::Undefined | ValueType::Null => Ok(Bytes::new()),
         _ => {
             let slice = unsafe { value.cast::<BufferSlice>()? };
+            // A request body chunk written back goes from the core's own bytes.
+            if let Some(chunk) = crate::lent::find(&slice) {
+                return Ok(chunk);
+            }
             if slice.len() < ZERO_COPY_MIN {
                 return Ok(Bytes::copy_from_slice(&slice));
             }

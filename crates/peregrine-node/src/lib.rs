@@ -8,6 +8,7 @@
 mod batch;
 mod bench;
 mod convert;
+mod lent;
 mod pool;
 mod server;
 mod tape;

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use napi::bindgen_prelude::{Array, Buffer, BufferSlice, Env, Function, Null, Unknown};
+use napi::bindgen_prelude::{
+    Array, ArrayBuffer, Buffer, BufferSlice, Env, Function, Null, Unknown,
+};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Either;
 use napi_derive::napi;
@@ -19,6 +21,7 @@ use peregrine_core::{
 
 use crate::batch::{BatchRecord, FieldTable, Malformed};
 use crate::convert::{self, js_error};
+use crate::lent;
 use crate::pool::WorkerPool;
 use crate::tape::Tape;
 
@@ -396,9 +399,15 @@ impl NativeServer {
             } else {
                 let ptr = chunk.as_ptr() as *mut u8;
                 let len = chunk.len();
+                lent::lend(&chunk);
                 // The chunk's bytes stay alive, owned by the finalizer hint, until V8
-                // collects the Buffer: body data crosses into JS without a copy.
-                unsafe { BufferSlice::from_external(env, ptr, len, chunk, |_, chunk| drop(chunk))? }
+                // collects the Buffer or JS gives it back: body data crosses into JS
+                // without a copy.
+                unsafe {
+                    BufferSlice::from_external(env, ptr, len, chunk, |_, chunk| {
+                        lent::give_back(&chunk);
+                    })?
+                }
             };
             batch.set(i as u32 + 1, slice)?;
         }
@@ -567,6 +576,20 @@ impl NativeServer {
         // The client may have left already; that is not the app's error.
         let _ = self.bridge.finish(id, trailers);
         Ok(())
+    }
+
+    /// Gives back a request body chunk JS is done with (the ArrayBuffer of a Buffer
+    /// `drain` made): it is detached, so V8 no longer counts its memory, and the bytes
+    /// go back to the allocator once the core no longer needs them. Returns false,
+    /// leaving it alone, for any other ArrayBuffer. The caller must hold the only
+    /// reference to the chunk: a detached Buffer reads as empty.
+    #[napi]
+    pub fn release_chunk(&self, buffer: ArrayBuffer) -> napi::Result<bool> {
+        if lent::find(&buffer).is_none() {
+            return Ok(false);
+        }
+        buffer.detach()?;
+        Ok(true)
     }
 
     #[napi]

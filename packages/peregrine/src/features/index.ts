@@ -56,6 +56,13 @@ export interface IHttpResponseBodyFeature {
   /** Ends the response, with an optional last chunk. Further writes are errors. */
   complete(chunk?: BodyChunk): Promise<void>;
   readonly isCompleted: boolean;
+  /**
+   * Optional: writes every chunk of `source`, when the server can do that better than
+   * write() chunk by chunk, and resolves once the last is accepted (complete() is
+   * still the caller's). Returns undefined when it cannot, and the caller writes the
+   * chunks itself. NativeServer relays its own unread request body this way.
+   */
+  relay?(source: AsyncIterable<unknown>): Promise<void> | undefined;
 }
 export const IHttpResponseBodyFeature = new FeatureKey<IHttpResponseBodyFeature>("IHttpResponseBodyFeature");
 

@@ -1,4 +1,4 @@
-import type { BodyChunk } from "../features/index.js";
+import { type BodyChunk, IHttpResponseBodyFeature } from "../features/index.js";
 import { isAsyncIterable, isPromiseLike } from "../http/body.js";
 import type { HttpContext } from "../http/context.js";
 
@@ -19,10 +19,13 @@ function setDefaultContentType(ctx: HttpContext, type: string): void {
 async function stream(ctx: HttpContext, source: AsyncIterable<unknown>): Promise<void> {
   setDefaultContentType(ctx, "application/octet-stream");
   const response = ctx.response;
-  for await (const chunk of source) {
-    if (typeof chunk === "string" || chunk instanceof Uint8Array) await response.write(chunk);
-    else throw new TypeError("a streamed result may only yield strings and Uint8Arrays");
-  }
+  const relayed = ctx.features.get(IHttpResponseBodyFeature)?.relay?.(source);
+  if (relayed !== undefined) await relayed;
+  else
+    for await (const chunk of source) {
+      if (typeof chunk === "string" || chunk instanceof Uint8Array) await response.write(chunk);
+      else throw new TypeError("a streamed result may only yield strings and Uint8Arrays");
+    }
   await response.end();
 }
 

@@ -60,6 +60,12 @@ export interface NativeServerHandle {
   /** 0: go on; 1: buffer full, wait for write-ready; 2: closed. */
   write(id: number, chunk: string | Uint8Array): number;
   finish(id: number, trailers: string): void;
+  /**
+   * Gives back a request body chunk (the ArrayBuffer of a Buffer from drain) that
+   * nothing else holds: it is detached and its memory freed once the core is done
+   * with it. False, and nothing done, for any other ArrayBuffer.
+   */
+  releaseChunk(buffer: ArrayBufferLike): boolean;
   abort(id: number): void;
   /** RST_STREAM with `code` on HTTP/2; closes the connection on HTTP/1.1. */
   reset(id: number, code: number): void;
