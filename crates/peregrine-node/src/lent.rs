@@ -35,14 +35,11 @@ static COUNT: AtomicUsize = AtomicUsize::new(0);
 
 /// Records a chunk handed to JS. Empty chunks are not recorded: they have no address
 /// of their own.
-pub fn lend(chunk: &Bytes) {
+pub fn lend(chunk: Bytes) {
     if chunk.is_empty() {
         return;
     }
-    if lent()
-        .insert(chunk.as_ptr() as usize, chunk.clone())
-        .is_none()
-    {
+    if lent().insert(chunk.as_ptr() as usize, chunk).is_none() {
         COUNT.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -78,7 +75,7 @@ mod tests {
     #[test]
     fn a_lent_chunk_is_found_by_its_exact_bytes_until_given_back() {
         let chunk = Bytes::from(vec![7u8; 100]);
-        lend(&chunk);
+        lend(chunk.clone());
         let found = find(&chunk).expect("the lent chunk");
         assert_eq!(found.as_ptr(), chunk.as_ptr());
         // A slice of it is not the chunk: it would be sent whole.
@@ -89,7 +86,7 @@ mod tests {
         // Giving back twice, or what was never lent, changes nothing.
         give_back(&chunk);
         give_back(&Bytes::from(vec![1u8; 3]));
-        lend(&Bytes::new());
+        lend(Bytes::new());
         assert!(find(&[]).is_none());
     }
 }

@@ -399,15 +399,18 @@ impl NativeServer {
             } else {
                 let ptr = chunk.as_ptr() as *mut u8;
                 let len = chunk.len();
-                lent::lend(&chunk);
+                let lent_copy = chunk.clone();
                 // The chunk's bytes stay alive, owned by the finalizer hint, until V8
                 // collects the Buffer or JS gives it back: body data crosses into JS
-                // without a copy.
-                unsafe {
+                // without a copy. Recorded as lent once the Buffer exists, since only
+                // its finalizer forgets it.
+                let slice = unsafe {
                     BufferSlice::from_external(env, ptr, len, chunk, |_, chunk| {
                         lent::give_back(&chunk);
                     })?
-                }
+                };
+                lent::lend(lent_copy);
+                slice
             };
             batch.set(i as u32 + 1, slice)?;
         }
