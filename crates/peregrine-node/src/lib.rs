@@ -16,8 +16,9 @@ mod tape;
 /// The binding's Rust code allocates with mimalloc rather than the system's malloc.
 /// Every request allocates and frees on two threads (parsed on an I/O thread, its
 /// record and response made on the JS thread), and glibc's malloc spent a fifth of
-/// the crossing benchmark there; with mimalloc, plaintext serves 5-10% more requests
-/// a second on the same core and the streamed echo about 15% more (bench/README.md).
+/// the crossing benchmark there; with mimalloc the crossing took a quarter less time
+/// and plaintext served 4-18% more requests a second on the same core
+/// (bench/README.md).
 /// JavaScript and Node.js keep their own allocator: memory handed to JS is freed by
 /// the finalizers napi-rs installs, in Rust.
 #[global_allocator]
