@@ -103,7 +103,7 @@ export class HeaderDictionary implements Iterable<[string, string]> {
 
   delete(name: string): boolean {
     this.#checkWritable();
-    return this.#entries().delete(name.toLowerCase());
+    return this.#entries().delete(lowerName(name));
   }
 
   clear(): void {

@@ -244,7 +244,7 @@ export function readTape(batch: Buffer[], sink: TapeSink): void {
         sink.request(id, new RequestRecord(tape, view, body));
         break;
       case Kind.Data:
-        sink.data(id, batch[1 + tape.readUInt32LE(body)] as Buffer);
+        sink.data(id, batch[1 + view.getUint32(body, true)] as Buffer);
         break;
       case Kind.Trailers:
         sink.trailers(id, readHeaders(tape, body).headers);
