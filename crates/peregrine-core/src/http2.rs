@@ -2,17 +2,25 @@
 //! that the server knows each request's stream id (the stream-id feature), can reset a
 //! stream with any error code, and controls how the connection winds down.
 //!
-//! One task drives the connection (accepting streams, keep-alive PINGs, GOAWAY on
-//! shutdown); each stream runs in its own task: the request goes to the application,
-//! and the response body is sent as the peer's flow-control windows allow.
+//! One task serves the connection: it accepts streams, sends keep-alive PINGs and
+//! GOAWAY on shutdown, and drives every stream's future, in which the request goes to
+//! the application and the response body is sent as the peer's flow-control windows
+//! allow. Streams are not tasks of their own: a task per stream cost a spawn, and an
+//! application answering from another thread woke each stream's task separately, and
+//! each woken stream made h2 write its response in a system call of its own. In the
+//! connection's task, one wake-up drives every stream answered meanwhile, and their
+//! responses leave in one write (bench/README.md).
 
 use std::cell::RefCell;
+use std::convert::Infallible;
 use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, Stream};
 use h2::server::{Connection, SendResponse};
 use h2::{Reason, SendStream};
 use http::header::{
@@ -133,35 +141,50 @@ pub(crate) async fn serve<IO, A, Fut>(
         .keep_alive
         .and_then(|(delay, timeout)| Some(KeepAlive::new(conn.ping_pong()?, delay, timeout)));
     let resets = Arc::new(ClientResets::new(settings.max_client_resets));
+    let mut streams = FuturesUnordered::new();
+    // Made once rather than on every turn of the loop, where each would register with
+    // its Notify and leave it again.
+    let mut aborted = pin!(abort.cancelled());
+    let mut shutdown_asked = pin!(shutdown.cancelled());
+    let mut too_many_resets = pin!(resets.exceeded.notified());
+    let mut violation = pin!(edge.watch.violation());
     let mut shutting_down = false;
     let mut calmed = false;
     let mut watched = false;
     loop {
         tokio::select! {
+            // In this order: the defences come before `accept`, which a flood keeps
+            // ready; `accept` takes every stream that has arrived before `drive` serves
+            // them, so that their responses queue up together. Queued frames wake this
+            // task, and the next `accept` writes them all at once.
+            biased;
+            _ = &mut aborted => break,
+            _ = &mut too_many_resets, if !calmed => {
+                calmed = true;
+                conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+            }
+            // A SETTINGS or PING flood, or a connection window left at zero.
+            reason = &mut violation, if !watched => {
+                watched = true;
+                edge.report(reason);
+                conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+            }
             next = conn.accept() => match next {
                 Some(Ok((request, respond))) => {
                     let app = app.clone();
                     let limit = settings.max_request_body_size;
                     let stream = StreamContext { limit, resets: resets.clone(), edge: edge.clone() };
-                    tokio::spawn(serve_stream(request, respond, app, stream));
+                    streams.push(serve_stream(request, respond, app, stream));
                 }
                 // The connection closed, or h2 failed it with a GOAWAY already sent.
+                // Streams still here are dropped, which aborts their requests: with the
+                // connection gone they cannot be answered.
                 Some(Err(_)) | None => break,
             },
-            _ = shutdown.cancelled(), if !shutting_down => {
+            never = drive(&mut streams) => match never {},
+            _ = &mut shutdown_asked, if !shutting_down => {
                 shutting_down = true;
                 conn.graceful_shutdown();
-            }
-            _ = abort.cancelled() => break,
-            _ = resets.exceeded.notified(), if !calmed => {
-                calmed = true;
-                conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
-            }
-            // A SETTINGS or PING flood, or a connection window left at zero.
-            reason = edge.watch.violation(), if !watched => {
-                watched = true;
-                edge.report(reason);
-                conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
             }
             expired = keep_alive_tick(&mut keep_alive) => {
                 if expired {
@@ -171,6 +194,18 @@ pub(crate) async fn serve<IO, A, Fut>(
             }
         }
     }
+}
+
+/// Polls every stream that is ready until none is; never resolves. A stream that
+/// finishes is simply gone from the set.
+fn drive<S>(streams: &mut FuturesUnordered<S>) -> impl Future<Output = Infallible> + '_
+where
+    S: Future<Output = ()>,
+{
+    poll_fn(move |cx: &mut Context<'_>| {
+        while let Poll::Ready(Some(())) = Pin::new(&mut *streams).poll_next(cx) {}
+        Poll::Pending
+    })
 }
 
 /// Counts the streams a client resets while the server is still serving them: the
@@ -474,7 +509,11 @@ async fn send_data(
     while !data.is_empty() {
         send.reserve_capacity(data.len());
         let deadline = rate.map(|r| waiting_since + r.allowance(granted_since));
+        // Capacity the windows grant at once needs no timer. Arming one for each
+        // response woke tokio's timer driver each time: a system call per response.
+        let available = send.capacity();
         let capacity = match deadline {
+            _ if available > 0 => Some(Ok(available)),
             None => poll_fn(|cx| send.poll_capacity(cx)).await,
             Some(deadline) => {
                 let timer = tokio::time::sleep_until(deadline.into());
