@@ -19,12 +19,16 @@
 //! A body that breaks its framing after it was handed over is cut off. The app's body
 //! read then fails, and the connection closes.
 //!
+//! The guard also holds complete responses to pipelined requests so that they leave
+//! together (`held.rs`).
+//!
 //! Limitation: after a CONNECT or Upgrade request the guard stops inspecting, since the
 //! bytes that follow an accepted upgrade are not HTTP/1.1 at all.
 
 pub mod chunked;
 pub mod h2_frames;
 pub mod head;
+mod held;
 mod park;
 mod rejection;
 #[doc(hidden)]
@@ -32,7 +36,7 @@ pub mod replay;
 mod write_rate;
 
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +51,7 @@ use tokio::time::Sleep;
 use chunked::ChunkedValidator;
 pub(crate) use h2_frames::{H2FrameGuard, H2Watch};
 use head::{Framing, HeadLimits};
+use held::HeldResponses;
 use park::Parking;
 pub(crate) use park::PARK_AFTER;
 pub use rejection::Rejection;
@@ -151,6 +156,14 @@ pub(crate) struct GuardedIo<S> {
     deadline: Option<Pin<Box<Sleep>>>,
     /// Requests handed to hyper so far (their heads, at least).
     requests: u64,
+    /// The last of `requests` that has a body (or is an upgrade): pipelined responses
+    /// are held only while every request hyper has yet to answer is without one.
+    last_with_body: u64,
+    /// Complete responses held to be written with the next (`held.rs`).
+    held: HeldResponses,
+    /// `EdgeState::answered` at the last write: a write made once it has grown ends a
+    /// response.
+    answered_at_write: u64,
     state: Arc<EdgeState>,
     eof: bool,
     connection: Arc<crate::ConnectionInfo>,
@@ -177,6 +190,9 @@ impl<S> GuardedIo<S> {
             settings,
             deadline: None,
             requests: 0,
+            last_with_body: 0,
+            held: HeldResponses::default(),
+            answered_at_write: 0,
             state,
             eof: false,
             connection,
@@ -206,7 +222,14 @@ impl<S> GuardedIo<S> {
         !self.eof
             && matches!(self.phase, Phase::Head)
             && self.buf.is_empty()
+            && self.held.is_empty()
             && self.state.answered.load(Ordering::Relaxed) == self.requests
+    }
+
+    /// Whether a complete response may be held: hyper has further requests to answer
+    /// (`answered` is how many it has answered), and none of them has a body.
+    fn may_hold(&self, answered: u64) -> bool {
+        self.requests > answered && self.last_with_body <= answered
     }
 
     /// Refuses the request that starts at `self.validated`. With `respond`, hyper gets
@@ -294,6 +317,9 @@ impl<S> GuardedIo<S> {
                             Ok(head) => {
                                 self.deadline = None;
                                 self.requests += 1;
+                                if head.upgrade || !matches!(head.framing, Framing::None) {
+                                    self.last_with_body = self.requests;
+                                }
                                 self.undelivered_head = Some(self.head_start);
                                 self.validated = end;
                                 self.phase = if head.upgrade {
@@ -562,22 +588,57 @@ impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
     }
 }
 
+impl<S: AsyncWrite + Unpin> GuardedIo<S> {
+    /// Takes a write that ends a response into the hold while [`GuardedIo::may_hold`],
+    /// and any write while something is held, which then leaves with it. `Ready(None)`:
+    /// the write is the caller's to make, nothing being held any more.
+    fn poll_hold(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<Option<usize>>> {
+        self.parking.on_write();
+        let answered = self.state.answered.load(Ordering::Relaxed);
+        let ends_response = answered > self.answered_at_write;
+        self.answered_at_write = answered;
+        let hold = ends_response && self.may_hold(answered);
+        if hold || !self.held.is_empty() {
+            if let Some(n) = self.held.hold(bufs) {
+                if !hold {
+                    // The hold is over: this write leaves with what was held, in one
+                    // write. What the socket does not take now goes at the next flush.
+                    if let Poll::Ready(Err(e)) = self.held.poll_release(&mut self.inner, cx) {
+                        return Poll::Ready(Err(e));
+                    }
+                }
+                return Poll::Ready(Ok(Some(n)));
+            }
+            ready!(self.held.poll_release(&mut self.inner, cx))?;
+        }
+        Poll::Ready(Ok(None))
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.parking.on_write();
+        if let Some(n) = ready!(self.poll_hold(cx, &[IoSlice::new(buf)]))? {
+            return Poll::Ready(Ok(n));
+        }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
+        bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.parking.on_write();
+        if let Some(n) = ready!(self.poll_hold(cx, bufs))? {
+            return Poll::Ready(Ok(n));
+        }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
@@ -586,6 +647,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !this.held.is_empty() {
+            let answered = this.state.answered.load(Ordering::Relaxed);
+            if this.may_hold(answered) && !this.held.expired(cx) {
+                return Poll::Ready(Ok(()));
+            }
+            ready!(this.held.poll_release(&mut this.inner, cx))?;
+        }
         let flushed = Pin::new(&mut self.inner).poll_flush(cx);
         if let Poll::Ready(Ok(())) = flushed {
             let this = &mut *self;
@@ -600,7 +669,154 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
             // The connection stays open: only hyper's is ending.
             return Poll::Ready(Ok(()));
         }
+        let this = &mut *self;
+        ready!(this.held.poll_release(&mut this.inner, cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod held_tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::sync::atomic::AtomicUsize;
+
+    use bytes::Bytes;
+    use hyper_util::rt::TokioIo;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::*;
+    use crate::body::ResponseBody;
+    use crate::connection::ServiceError;
+    use crate::{ConnectionInfo, Scheme};
+
+    /// The server's side of the connection, counting the writes that reach it.
+    struct CountedWrites {
+        inner: DuplexStream,
+        writes: Arc<AtomicUsize>,
+    }
+
+    impl AsyncRead for CountedWrites {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for CountedWrites {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+            if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+                self.writes.fetch_add(1, Ordering::SeqCst);
+            }
+            written
+        }
+
+        /// One write of all of `bufs`, as a socket's writev (the duplex is large enough).
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            self.poll_write(cx, &all)
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    struct Unobserved;
+
+    impl EdgeObserver for Unobserved {
+        fn rejected(&self, _: Rejection, _: &ConnectionInfo) {}
+    }
+
+    /// Serves `requests` through hyper and a guard, answering each at once with "ok";
+    /// returns what the client read and how many writes carried it.
+    async fn serve_pipelined(requests: &[u8], responses: usize) -> (String, usize) {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let writes = Arc::new(AtomicUsize::new(0));
+        let settings = Arc::new(GuardSettings {
+            limits: HeadLimits {
+                max_request_line: 8192,
+                max_header_count: 100,
+                max_headers_total: 32768,
+            },
+            request_headers_timeout: None,
+        });
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let connection = Arc::new(ConnectionInfo::new(0, addr, addr, Scheme::Http, None));
+        let state = Arc::new(EdgeState::default());
+        let io = CountedWrites {
+            inner: server,
+            writes: writes.clone(),
+        };
+        let guard = GuardedIo::new(
+            io,
+            settings,
+            connection,
+            Arc::new(Unobserved),
+            state.clone(),
+        );
+        let app = |_| async {
+            Ok::<_, ServiceError>(http::Response::new(ResponseBody::full(Bytes::from_static(
+                b"ok",
+            ))))
+        };
+        let service = crate::http1::service(app, None, state);
+        let serving = crate::http1::builder(8192).serve_connection(TokioIo::new(guard), service);
+        let served = tokio::spawn(serving);
+        client.write_all(requests).await.unwrap();
+        let mut read = String::new();
+        let mut buf = [0u8; 65536];
+        while read.matches("\r\n\r\nok").count() < responses {
+            let n = tokio::time::timeout(Duration::from_secs(10), client.read(&mut buf))
+                .await
+                .expect("timed out reading the responses")
+                .unwrap();
+            assert!(n > 0, "the connection closed early: {read}");
+            read.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        served.abort();
+        (read, writes.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn pipelined_responses_leave_together() {
+        let requests = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".repeat(16);
+        let (read, writes) = serve_pipelined(&requests, 16).await;
+        assert_eq!(read.matches("HTTP/1.1 200 OK").count(), 16);
+        // One write; a second if the runtime was held up past the hold time.
+        assert!(writes <= 2, "16 responses took {writes} writes");
+    }
+
+    #[tokio::test]
+    async fn a_request_with_a_body_ends_the_hold() {
+        // The responses to the GETs are not held while the POST behind them waits to
+        // be answered: its client may wait for them (or for 100 Continue) before
+        // sending the body.
+        let requests = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n\
+            POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi";
+        let (read, writes) = serve_pipelined(requests, 3).await;
+        assert_eq!(read.matches("HTTP/1.1 200 OK").count(), 3);
+        // Held, the GETs' responses would have left with the POST's, in one write.
+        assert_eq!(writes, 3, "{read}");
     }
 }
 
