@@ -191,6 +191,12 @@ impl Upgrading {
             if reader.send(read).is_err() {
                 return;
             }
+            // Whatever is still on its way of the 101 and of the responses before it
+            // (the socket may have been full; guard/held.rs) leaves now: the client may
+            // wait for the 101 before it sends anything.
+            if write.flush().await.is_err() {
+                return;
+            }
             // Write until the application finishes (then FIN) or fails (then drop).
             while let Some(frame) = outgoing.frame().await {
                 let Ok(frame) = frame else { return };

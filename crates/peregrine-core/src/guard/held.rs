@@ -44,6 +44,9 @@ pub(crate) struct HeldResponses {
     bytes: BytesMut,
     /// Made at the first hold of the connection and reset at each later one.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// The deadline has been polled since it was last set, so the timer will wake the
+    /// connection's task: later checks only read it.
+    watched: bool,
 }
 
 impl HeldResponses {
@@ -64,6 +67,7 @@ impl HeldResponses {
                 Some(deadline) => deadline.as_mut().reset(until),
                 None => self.deadline = Some(Box::pin(tokio::time::sleep_until(until))),
             }
+            self.watched = false;
         }
         for buf in bufs {
             self.bytes.extend_from_slice(buf);
@@ -72,11 +76,17 @@ impl HeldResponses {
     }
 
     /// Whether the hold has lasted [`HOLD_TIME`]; if not, `cx` is woken when it has.
+    /// A connection is always served by the same task, so one poll per hold is enough
+    /// to be woken.
     pub(crate) fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        match &mut self.deadline {
-            Some(deadline) => deadline.as_mut().poll(cx).is_ready(),
-            None => true,
+        let Some(deadline) = &mut self.deadline else {
+            return true;
+        };
+        if self.watched {
+            return deadline.is_elapsed();
         }
+        self.watched = true;
+        deadline.as_mut().poll(cx).is_ready()
     }
 
     /// Writes everything held to `io`; pending until `io` has taken it all.
