@@ -61,6 +61,10 @@ function writeUtf8(buffer: Buffer, text: string, at: number): number {
   return buffer.write(text, at, "utf8");
 }
 
+function viewOf(buffer: Buffer): DataView {
+  return new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+}
+
 /**
  * Takes a batch: the records, and the bodies not copied into them (crates/peregrine-node
  * respond_batch). Returns false when the binding did not take the whole batch: the
@@ -79,6 +83,8 @@ export type SendBatch = (records: Buffer, bodies: (BodyChunk | undefined)[]) => 
 export class ResponseBatch {
   readonly #send: SendBatch;
   #records: Buffer = Buffer.allocUnsafe(INITIAL_SIZE);
+  /** The lengths and ids go through a DataView, whose writes inline (Buffer's do not). */
+  #view = viewOf(this.#records);
   #length = 0;
   #bodies: (BodyChunk | undefined)[] = [];
   #scheduled = false;
@@ -111,11 +117,12 @@ export class ResponseBatch {
     const inline = inlineMax <= INLINE_BODY_MAX;
     if (inline) this.#ensure(end + inlineMax, end);
     const records = this.#records;
-    records.writeUInt32LE(id, at);
-    records.writeUInt16LE(status, at + 4);
-    records.writeUInt32LE(end - at - RECORD_HEAD, at + 6);
+    const view = this.#view;
+    view.setUint32(at, id, true);
+    view.setUint16(at + 4, status, true);
+    view.setUint32(at + 6, end - at - RECORD_HEAD, true);
     if (!inline) {
-      records.writeUInt32LE(BODY_IN_ARRAY, at + 10);
+      view.setUint32(at + 10, BODY_IN_ARRAY, true);
       this.#bodies.push(body);
     } else {
       const bodyStart = end;
@@ -124,7 +131,7 @@ export class ResponseBatch {
         records.set(body, end);
         end += body.byteLength;
       }
-      records.writeUInt32LE(end - bodyStart, at + 10);
+      view.setUint32(at + 10, end - bodyStart, true);
     }
     this.#length = end;
     if (!this.#scheduled) {
@@ -173,7 +180,7 @@ export class ResponseBatch {
   /** u32 byte length, then UTF-8; returns the end. */
   #writeString(records: Buffer, text: string, at: number): number {
     const bytes = writeUtf8(records, text, at + 4);
-    records.writeUInt32LE(bytes, at);
+    this.#view.setUint32(at, bytes, true);
     return at + 4 + bytes;
   }
 
@@ -229,5 +236,6 @@ export class ResponseBatch {
     const grown = Buffer.allocUnsafe(Math.max(end, this.#records.length * 2));
     this.#records.copy(grown, 0, 0, written);
     this.#records = grown;
+    this.#view = viewOf(grown);
   }
 }
