@@ -802,8 +802,9 @@ mod held_tests {
         let requests = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".repeat(16);
         let (read, writes) = serve_pipelined(&requests, 16).await;
         assert_eq!(read.matches("HTTP/1.1 200 OK").count(), 16);
-        // One write; a second if the runtime was held up past the hold time.
-        assert!(writes <= 2, "16 responses took {writes} writes");
+        // One write, or a few if the test's thread was held up past the hold time
+        // (a loaded machine); one per response without the hold.
+        assert!(writes <= 4, "16 responses took {writes} writes");
     }
 
     #[tokio::test]
