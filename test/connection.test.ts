@@ -60,6 +60,45 @@ describe("HTTP/1.1 connections", () => {
     expect(bodies).toEqual(Array.from({ length: 16 }, (_, i) => `r${i}`));
   });
 
+  it("runs pipelined requests together, as node:http does, and stops at Connection: close", async () => {
+    const started: string[] = [];
+    let arrived = () => {};
+    const allArrived = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    const { port } = await serve((app) => {
+      app.mapGet("/first", () => "first");
+      app.mapGet("/gate/{n}", async (ctx) => {
+        started.push(ctx.request.routeValues.n as string);
+        if (started.length === 8) arrived();
+        // Served one at a time, the first would wait out the timeout.
+        const late = await Promise.race([
+          allArrived.then(() => false),
+          new Promise<boolean>((r) => setTimeout(() => r(true), 2000)),
+        ]);
+        return late ? "late" : `g${ctx.request.routeValues.n}`;
+      });
+    });
+    const client = await connect(port);
+    // One exchange first: a connection's first bytes may be read apart while the
+    // server tells HTTP/1.1 from HTTP/2, and the batch below must arrive in one read.
+    client.write("GET /first HTTP/1.1\r\nHost: x\r\n\r\n");
+    await client.waitFor((r) => r.toString().endsWith("first"));
+    client.take();
+    let batch = "";
+    for (let i = 0; i < 8; i++) {
+      const close = i === 7 ? "Connection: close\r\n" : "";
+      batch += `GET /gate/${i} HTTP/1.1\r\nHost: x\r\n${close}\r\n`;
+    }
+    // Behind the request that closes the connection: never served.
+    batch += "GET /gate/8 HTTP/1.1\r\nHost: x\r\n\r\n";
+    client.write(batch);
+    const received = await client.waitFor((r) => responses(r) === 8 && r.toString().endsWith("g7"));
+    const bodies = received.toString().match(/(g\d+|late)(?=HTTP|$)/g);
+    expect(bodies).toEqual(Array.from({ length: 8 }, (_, i) => `g${i}`));
+    expect(started).toEqual(["0", "1", "2", "3", "4", "5", "6", "7"]);
+  });
+
   it("answers a throwing handler with 500 and keeps the connection usable", async () => {
     const { port } = await serve((app) => {
       app.mapGet("/throw", () => {

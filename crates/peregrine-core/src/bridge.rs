@@ -651,6 +651,9 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl Handler for Arc<Bridge> {
+    /// The host answers on its own thread: pipelined requests go to it together.
+    const CONCURRENT_PIPELINING: bool = true;
+
     fn rejected(&self, reason: Rejection, connection: &ConnectionInfo) {
         self.push(Event::Rejected {
             reason,

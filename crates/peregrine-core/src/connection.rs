@@ -186,7 +186,7 @@ where
         abort,
     } = context;
     let alpn = Alpn::of(info.tls.as_deref());
-    let edge_state = Arc::new(EdgeState::default());
+    let edge_state = Arc::new(EdgeState::new(H::CONCURRENT_PIPELINING));
     let edge = Edge {
         settings: settings.guard.clone(),
         connection: info.clone(),

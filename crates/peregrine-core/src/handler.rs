@@ -23,6 +23,14 @@ pub type Response = http::Response<ResponseBody>;
 /// Serves requests. Implemented by plain Rust handlers (`examples/hello.rs`) and by
 /// [`crate::bridge::Bridge`], which hands requests to a host on another thread.
 pub trait Handler: Send + Sync + 'static {
+    /// Whether requests pipelined on an HTTP/1.1 connection are handed to `call` as soon
+    /// as they have arrived, before the responses ahead of them are done (node:http does
+    /// the same); the responses still leave in order. hyper serves a connection's
+    /// requests one after another, so a handler that answers from another thread would
+    /// otherwise cost a round trip per pipelined request. Off by default: a handler that
+    /// answers at once gains nothing, and each pipelined head is parsed twice.
+    const CONCURRENT_PIPELINING: bool = false;
+
     /// Answers with a response, or with [`Abort`] to drop the exchange without one:
     /// hyper then closes the connection (HTTP/1.1) or resets the stream (HTTP/2).
     fn call(&self, request: Request) -> impl Future<Output = Result<Response, Abort>> + Send;

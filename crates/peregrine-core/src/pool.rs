@@ -71,6 +71,8 @@ impl HostPool {
 }
 
 impl Handler for HostPool {
+    const CONCURRENT_PIPELINING: bool = true;
+
     async fn call(&self, request: Request) -> Result<Response, Abort> {
         self.pick().call(request).await
     }

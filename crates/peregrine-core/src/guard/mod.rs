@@ -35,6 +35,7 @@ mod rejection;
 pub mod replay;
 mod write_rate;
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
@@ -44,7 +45,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
@@ -54,6 +55,7 @@ use head::{Framing, HeadLimits};
 use held::HeldResponses;
 use park::Parking;
 pub(crate) use park::PARK_AFTER;
+
 pub use rejection::Rejection;
 pub(crate) use write_rate::MinWriteRate;
 
@@ -63,7 +65,8 @@ const READ_CHUNK: usize = 16 * 1024;
 const STAND_IN: &[u8] = b"GET / HTTP/1.1\r\nhost: refused.invalid\r\nconnection: close\r\n\r\n";
 
 /// Shared by a connection's guard and its service: which request is a stand-in for a
-/// refusal, and how many responses are done.
+/// refusal, how many responses are done, and the pipelined heads the service may
+/// dispatch before hyper reaches them (`http1/lookahead.rs`).
 #[derive(Default)]
 pub(crate) struct EdgeState {
     refusal: std::sync::Mutex<Option<(u64, Rejection)>>,
@@ -73,9 +76,44 @@ pub(crate) struct EdgeState {
     answered: AtomicU64,
     /// Requests the service has been called for (see `refusal_for_next`).
     served: AtomicU64,
+    /// Set when the handler serves pipelined requests concurrently
+    /// (`Handler::CONCURRENT_PIPELINING`): the guard then queues in `pipelined` a copy
+    /// of each bodyless head that arrives behind a request still unanswered.
+    lookahead: bool,
+    pipelined: std::sync::Mutex<VecDeque<PipelinedHead>>,
+}
+
+/// A validated request head that arrived behind another request, with its position in
+/// the connection's request sequence (from 0).
+pub(crate) struct PipelinedHead {
+    pub index: u64,
+    pub head: Bytes,
 }
 
 impl EdgeState {
+    /// `lookahead`: queue pipelined heads for the service (see the field).
+    pub(crate) fn new(lookahead: bool) -> Self {
+        EdgeState {
+            lookahead,
+            ..EdgeState::default()
+        }
+    }
+
+    /// Whether the guard queues pipelined heads for the service.
+    pub(crate) fn lookahead(&self) -> bool {
+        self.lookahead
+    }
+
+    /// The pipelined heads queued since the last call, in order.
+    pub(crate) fn take_pipelined(&self) -> VecDeque<PipelinedHead> {
+        std::mem::take(&mut *self.pipelined.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The position the service's next request has (see `refusal_for_next`).
+    pub(crate) fn next_served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
     /// Counts one response as done; see [`EdgeState::answered`].
     pub(crate) fn answered(&self) {
         self.answered.fetch_add(1, Ordering::Relaxed);
@@ -316,6 +354,12 @@ impl<S> GuardedIo<S> {
                         match head::validate(&self.buf[self.head_start..end], &limits) {
                             Ok(head) => {
                                 self.deadline = None;
+                                if self.state.lookahead
+                                    && !head.upgrade
+                                    && matches!(head.framing, Framing::None)
+                                {
+                                    self.queue_if_pipelined(end);
+                                }
                                 self.requests += 1;
                                 if head.upgrade || !matches!(head.framing, Framing::None) {
                                     self.last_with_body = self.requests;
@@ -351,6 +395,22 @@ impl<S> GuardedIo<S> {
                 },
             }
         }
+    }
+
+    /// Queues a copy of the bodyless head at `head_start..end` for the service if a
+    /// request before it is still unanswered: hyper will not parse it until that
+    /// request's response is done, but the service may dispatch it at once.
+    fn queue_if_pipelined(&mut self, end: usize) {
+        let index = self.requests;
+        if self.state.answered.load(Ordering::Relaxed) >= index {
+            return;
+        }
+        let head = Bytes::copy_from_slice(&self.buf[self.head_start..end]);
+        self.state
+            .pipelined
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(PipelinedHead { index, head });
     }
 
     /// Scans the current head for its end, refusing bare CR/LF and oversized heads as

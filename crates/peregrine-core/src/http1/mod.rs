@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -25,6 +26,8 @@ use crate::connection::{Builders, ServiceError};
 use crate::guard::{EdgeState, GuardedIo, PARK_AFTER};
 use crate::handler::Response;
 use crate::upgrade::ConnectionUpgrades;
+
+mod lookahead;
 
 /// hyper's HTTP/1.1 builder for one listener.
 pub(crate) fn builder(max_request_buffer_size: usize) -> http1::Builder {
@@ -68,8 +71,17 @@ where
     A: Fn(http::Request<RequestBody>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, ServiceError>> + Send + 'static,
 {
+    let lookahead = state
+        .lookahead()
+        .then(lookahead::SharedLookahead::<Fut>::default);
     service_fn(move |req: http::Request<Incoming>| {
-        let response = app(req.map(|body| RequestBody::incoming(body, limit)));
+        let req = req.map(|body| RequestBody::incoming(body, limit));
+        let response = match &lookahead {
+            Some(lookahead) => Either::Left(lookahead::serve(lookahead, &app, &state, req)),
+            // Boxed, both ways: the app's future is over a kilobyte, and hyper moves
+            // the service's future into its connection, a memcpy per request.
+            None => Either::Right(Box::pin(app(req))),
+        };
         let state = state.clone();
         async move {
             let response = response.await?;
