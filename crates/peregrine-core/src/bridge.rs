@@ -15,6 +15,7 @@
 //! maxResponseBufferSize; [`Event::WriteReady`] says when a refused writer may go on.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -671,7 +672,10 @@ impl Handler for Arc<Bridge> {
         }
     }
 
-    async fn call(&self, mut request: Request) -> Result<Response, Abort> {
+    /// Hands the request to the host at once and returns a future that only waits for
+    /// the answer: a few words, where an `async fn` would hold the whole request (over
+    /// 300 bytes) for its callers to move about.
+    fn call(&self, mut request: Request) -> impl Future<Output = Result<Response, Abort>> + Send {
         let (tx, rx) = oneshot::channel();
         let body_empty = request.body.is_end_stream();
         let upgrade = request
@@ -687,7 +691,7 @@ impl Handler for Arc<Bridge> {
             cancel: None,
             upgrade,
         });
-        let mut guard = PendingGuard {
+        let guard = PendingGuard {
             bridge: self,
             id,
             armed: true,
@@ -701,12 +705,17 @@ impl Handler for Arc<Bridge> {
             body_empty,
             first_on_connection,
         });
-        let result = rx.await;
-        guard.armed = false;
-        match result {
-            Ok(outcome) => outcome,
-            // The bridge itself went away (the host shut down without answering).
-            Err(_) => Ok(internal_error()),
+        async move {
+            // The whole guard moves in (not just the field written below): dropped with
+            // this future, it tells the host.
+            let mut guard = guard;
+            let result = rx.await;
+            guard.armed = false;
+            match result {
+                Ok(outcome) => outcome,
+                // The bridge itself went away (the host shut down without answering).
+                Err(_) => Ok(internal_error()),
+            }
         }
     }
 }

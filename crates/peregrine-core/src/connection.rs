@@ -206,34 +206,40 @@ where
         upgrades: Some(upgrades.clone()),
         ..edge
     };
-    // The application, as both protocols call it.
+    // The application, as both protocols call it. What needs no waiting is done before
+    // the future is made, so that the future holds the request once: hyper and the
+    // lookahead move it, and a kilobyte more of future is a kilobyte more to copy.
     let app = move |req: http::Request<RequestBody>| {
-        let handler = handler.clone();
-        let info = info.clone();
-        let settings = settings.clone();
-        let upgrades = upgrades.clone();
         let refusal = edge_state.refusal_for_next();
-        async move {
-            if let Some(reason) = refusal {
-                let mut response: Response = reason.response();
-                if settings.add_server_header {
-                    response
-                        .headers_mut()
-                        .insert(SERVER, HeaderValue::from_static("Peregrine"));
-                }
-                return Ok(response);
-            }
-            settings.stats.request();
-            let (mut parts, body) = req.into_parts();
-            let asks_for_upgrade = upgrade::asks_for_upgrade(&parts);
-            offer_upgrade(&mut parts, upgrades);
-            let body = body.with_min_data_rate(settings.limits.min_request_body_data_rate);
-            let request = Request {
-                head: RequestHead {
+        let prepared = match refusal {
+            Some(reason) => Err(reason),
+            None => {
+                settings.stats.request();
+                let (mut parts, body) = req.into_parts();
+                let asks_for_upgrade = upgrade::asks_for_upgrade(&parts);
+                offer_upgrade(&mut parts, &upgrades);
+                let body = body.with_min_data_rate(settings.limits.min_request_body_data_rate);
+                let head = RequestHead {
                     parts,
-                    connection: info,
-                },
-                body,
+                    connection: info.clone(),
+                };
+                Ok((Request { head, body }, asks_for_upgrade))
+            }
+        };
+        let handler = handler.clone();
+        let settings = settings.clone();
+        async move {
+            let (request, asks_for_upgrade) = match prepared {
+                Ok(prepared) => prepared,
+                Err(reason) => {
+                    let mut response: Response = reason.response();
+                    if settings.add_server_header {
+                        response
+                            .headers_mut()
+                            .insert(SERVER, HeaderValue::from_static("Peregrine"));
+                    }
+                    return Ok(response);
+                }
             };
             let mut response = handler.call(request).await.map_err(ServiceError::Abort)?;
             if let Some(ResetStream(code)) = response.extensions().get::<ResetStream>() {
@@ -281,14 +287,14 @@ where
 }
 
 /// Puts an [`UpgradeSlot`] in an upgradable HTTP/1.1 request.
-fn offer_upgrade(parts: &mut http::request::Parts, upgrades: Arc<ConnectionUpgrades>) {
+fn offer_upgrade(parts: &mut http::request::Parts, upgrades: &Arc<ConnectionUpgrades>) {
     if !upgrade::is_upgradable(parts) {
         return;
     }
     if let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() {
         parts
             .extensions
-            .insert(UpgradeSlot::new(on_upgrade, upgrades));
+            .insert(UpgradeSlot::new(on_upgrade, upgrades.clone()));
     }
 }
 

@@ -5,6 +5,7 @@
 //! fewest exchanges in flight, so a worker stuck in a slow handler stops getting new
 //! work while the others go on. Requests of one connection may go to different hosts.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -73,8 +74,8 @@ impl HostPool {
 impl Handler for HostPool {
     const CONCURRENT_PIPELINING: bool = true;
 
-    async fn call(&self, request: Request) -> Result<Response, Abort> {
-        self.pick().call(request).await
+    fn call(&self, request: Request) -> impl Future<Output = Result<Response, Abort>> + Send {
+        self.pick().call(request)
     }
 
     fn connection_closed(&self, connection: &ConnectionInfo) {
