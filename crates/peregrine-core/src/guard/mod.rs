@@ -55,7 +55,6 @@ use head::{Framing, HeadLimits};
 use held::HeldResponses;
 use park::Parking;
 pub(crate) use park::PARK_AFTER;
-
 pub use rejection::Rejection;
 pub(crate) use write_rate::MinWriteRate;
 

@@ -78,8 +78,9 @@ where
         let req = req.map(|body| RequestBody::incoming(body, limit));
         let response = match &lookahead {
             Some(lookahead) => Either::Left(lookahead::serve(lookahead, &app, &state, req)),
-            // Boxed, both ways: the app's future is over a kilobyte, and hyper moves
-            // the service's future into its connection, a memcpy per request.
+            // Boxed, both ways: the app's future is hundreds of bytes (over a kilobyte
+            // for some handlers), and hyper moves the service's future into its
+            // connection, a memcpy per request.
             None => Either::Right(Box::pin(app(req))),
         };
         let state = state.clone();
