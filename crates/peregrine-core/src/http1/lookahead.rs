@@ -19,6 +19,7 @@
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
@@ -237,9 +238,10 @@ fn has_token(value: &HeaderValue, token: &str) -> bool {
 /// version and fields, no extensions), with whether it ends the connection. `None` for
 /// anything hyper might see differently, which hyper is then left to parse and serve.
 fn parse(head: Bytes) -> Option<(http::request::Parts, bool)> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut request = httparse::Request::new(&mut fields);
-    match request.parse(&head) {
+    // Uninitialized, as hyper has it: 100 empty fields are 3.2 KB to write per head.
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+    let mut request = httparse::Request::new(&mut []);
+    match request.parse_with_uninit_headers(&head, &mut fields) {
         Ok(httparse::Status::Complete(len)) if len == head.len() => {}
         _ => return None,
     }
