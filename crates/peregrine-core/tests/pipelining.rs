@@ -24,6 +24,9 @@ struct Record {
     arrived: Notify,
     /// Calls whose future was dropped before it answered.
     dropped: AtomicUsize,
+    /// Calls running now, and the most that ran at once.
+    running: AtomicUsize,
+    most_running: AtomicUsize,
 }
 
 struct App(Arc<Record>);
@@ -39,6 +42,15 @@ impl Drop for DropCount<'_> {
     }
 }
 
+/// Counts a call as running until its future is dropped.
+struct Running<'a>(&'a AtomicUsize);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Handler for App {
     const CONCURRENT_PIPELINING: bool = true;
 
@@ -49,6 +61,9 @@ impl Handler for App {
         record.started.fetch_add(1, Ordering::SeqCst);
         record.arrived.notify_waiters();
         let mut armed = DropCount(&record.dropped, true);
+        let running = record.running.fetch_add(1, Ordering::SeqCst) + 1;
+        record.most_running.fetch_max(running, Ordering::SeqCst);
+        let _running = Running(&record.running);
         let mut status = http::StatusCode::OK;
         if let Some(n) = path.strip_prefix("/wait/") {
             let n: usize = n.parse().unwrap();
@@ -67,6 +82,8 @@ impl Handler for App {
             {
                 status = http::StatusCode::GATEWAY_TIMEOUT;
             }
+        } else if path.starts_with("/tick/") {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         } else if path == "/slow" {
             tokio::time::sleep(Duration::from_millis(50)).await;
         } else if path == "/abort" {
@@ -214,5 +231,21 @@ async fn a_request_with_a_body_among_pipelined_ones_is_served_in_its_turn() {
         *record.calls.lock().unwrap(),
         ["/first", "/slow", "/post", "/c", "/d"]
     );
+    server.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn at_most_sixteen_requests_run_ahead_of_the_one_hyper_serves() {
+    let (record, server, mut client) = serving().await;
+    let paths: Vec<String> = (0..40).map(|i| format!("/tick/{i}")).collect();
+    let raw: String = paths.iter().map(|p| get(p)).collect();
+    client.send(raw.as_bytes()).await;
+    let text = client.read_until(|t| t.contains("</tick/39:>")).await;
+    let bodies: Vec<String> = (0..40).map(|i| format!("</tick/{i}:>")).collect();
+    let bodies: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    assert_in_order(&text, &bodies);
+    let most = record.most_running.load(Ordering::SeqCst);
+    // The one hyper serves and 16 dispatched ahead; more than one, or nothing went ahead.
+    assert!((2..=17).contains(&most), "{most} ran at once");
     server.stop(Duration::from_secs(1)).await;
 }
