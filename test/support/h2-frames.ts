@@ -422,7 +422,16 @@ export class H2Wire {
   async flood(make: (batch: number) => Buffer, batches: number, timeoutMs = 3000): Promise<number> {
     const deadline = performance.now() + timeoutMs;
     let sent = 0;
-    while (sent < batches && !this.#closed && !this.socket.destroyed && performance.now() < deadline) {
+    // A GOAWAY ends the flood: a peer that kept sending would make the server give up
+    // its lingering close (1 MiB) and reset the connection, and a loaded test process
+    // could then lose the GOAWAY it had not read yet.
+    while (
+      sent < batches &&
+      this.goaway === undefined &&
+      !this.#closed &&
+      !this.socket.destroyed &&
+      performance.now() < deadline
+    ) {
       let timer: NodeJS.Timeout | undefined;
       const drained = await Promise.race([
         this.write(make(sent)).then(() => true),

@@ -148,7 +148,12 @@ impl<Fut: Future> Lookahead<Fut> {
     where
         A: Fn(http::Request<RequestBody>) -> Fut,
     {
-        self.queued.extend(state.take_pipelined());
+        let taken = state.take_pipelined();
+        if self.queued.is_empty() {
+            self.queued = taken;
+        } else {
+            self.queued.extend(taken);
+        }
         while !self.closing && self.ahead.len() < MAX_AHEAD {
             let Some(next) = self.queued.front() else {
                 break;
@@ -183,6 +188,10 @@ impl<Fut: Future> Lookahead<Fut> {
                 uri,
             });
         }
+        if self.queued.is_empty() {
+            // An idle connection keeps its service: it should keep no buffers in it.
+            self.queued = VecDeque::new();
+        }
     }
 
     /// Polls every request dispatched ahead that is still running.
@@ -207,7 +216,12 @@ impl<Fut: Future> Lookahead<Fut> {
             }) if *front == index => {}
             _ => return Poll::Pending,
         }
-        match self.ahead.pop_front().map(|a| a.state) {
+        let taken = self.ahead.pop_front().map(|a| a.state);
+        if self.ahead.is_empty() {
+            // As for `queued`: a few kilobytes a connection would keep while idle.
+            self.ahead = VecDeque::new();
+        }
+        match taken {
             Some(AheadState::Done(output)) => Poll::Ready(output),
             _ => unreachable!("the front was checked to be done"),
         }
