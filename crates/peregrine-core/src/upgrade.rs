@@ -43,9 +43,7 @@ pub(crate) fn is_upgradable(parts: &http::request::Parts) -> bool {
         .headers
         .get_all(CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+        .any(|v| crate::http1::connection_has(v, "upgrade"));
     let has_body = parts.headers.contains_key(TRANSFER_ENCODING)
         || parts
             .headers

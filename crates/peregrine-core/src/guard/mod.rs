@@ -353,14 +353,13 @@ impl<S> GuardedIo<S> {
                         match head::validate(&self.buf[self.head_start..end], &limits) {
                             Ok(head) => {
                                 self.deadline = None;
-                                if self.state.lookahead
-                                    && !head.upgrade
-                                    && matches!(head.framing, Framing::None)
-                                {
+                                let bodyless =
+                                    !head.upgrade && matches!(head.framing, Framing::None);
+                                if bodyless && self.state.lookahead {
                                     self.queue_if_pipelined(end);
                                 }
                                 self.requests += 1;
-                                if head.upgrade || !matches!(head.framing, Framing::None) {
+                                if !bodyless {
                                     self.last_with_body = self.requests;
                                 }
                                 self.undelivered_head = Some(self.head_start);

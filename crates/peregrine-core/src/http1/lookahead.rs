@@ -28,6 +28,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION};
 use http::{HeaderMap, Method, Uri, Version};
 
+use super::connection_has;
 use crate::body::RequestBody;
 use crate::guard::{EdgeState, PipelinedHead};
 
@@ -123,21 +124,25 @@ where
         Some(Box::pin(app(request)))
     };
     shared.dispatch(app, state);
+    // Requests are dispatched ahead only here, and hyper calls again only once this
+    // request is answered: with none ahead now, there is nothing to drive meanwhile.
+    let ahead = (!shared.ahead.is_empty()).then(|| lookahead.clone());
     drop(shared);
-    let lookahead = lookahead.clone();
     async move {
-        match own {
-            Some(mut own) => {
+        match (own, ahead) {
+            (Some(own), None) => own.await,
+            (Some(mut own), Some(ahead)) => {
                 poll_fn(|cx| {
                     // The requests dispatched ahead are driven by whichever request
                     // hyper is waiting on, after it: the app sees them in order.
                     let output = own.as_mut().poll(cx);
-                    lock(&lookahead).poll_ahead(cx);
+                    lock(&ahead).poll_ahead(cx);
                     output
                 })
                 .await
             }
-            None => poll_fn(|cx| lock(&lookahead).poll_taken(index, cx)).await,
+            (None, Some(ahead)) => poll_fn(|cx| lock(&ahead).poll_taken(index, cx)).await,
+            (None, None) => unreachable!("a request dispatched ahead is in `ahead`"),
         }
     }
 }
@@ -233,19 +238,12 @@ impl<Fut: Future> Lookahead<Fut> {
 fn ends_connection(version: Version, headers: &HeaderMap) -> bool {
     let mut keep_alive = version == Version::HTTP_11;
     for value in headers.get_all(CONNECTION) {
-        if has_token(value, "close") {
+        if connection_has(value, "close") {
             return true;
         }
-        keep_alive |= has_token(value, "keep-alive");
+        keep_alive |= connection_has(value, "keep-alive");
     }
     !keep_alive
-}
-
-fn has_token(value: &HeaderValue, token: &str) -> bool {
-    value
-        .as_bytes()
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// Parses a head the guard has validated as hyper's server does (method, target,

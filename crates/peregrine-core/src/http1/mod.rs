@@ -29,6 +29,14 @@ use crate::upgrade::ConnectionUpgrades;
 
 mod lookahead;
 
+/// Whether a `Connection` header value lists `token`, read as hyper reads it: a value
+/// that is not visible ASCII lists nothing.
+pub(crate) fn connection_has(value: &http::HeaderValue, token: &str) -> bool {
+    value
+        .to_str()
+        .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
 /// hyper's HTTP/1.1 builder for one listener.
 pub(crate) fn builder(max_request_buffer_size: usize) -> http1::Builder {
     let mut http1 = http1::Builder::new();
