@@ -59,11 +59,14 @@ export const SERVERS = [
     id: "rust",
     label: "pure Rust (ceiling)",
     role: "ceiling",
-    protocols: ["http1", "h2c"],
-    command: (root, { port }) => ({
+    protocols: ["http1", "h2c", "https", "h2"],
+    command: (root, { port, tls }) => ({
       cmd: path.join(root, "target/release/examples/hello"),
       args: [],
-      env: { PEREGRINE_URLS: `http://127.0.0.1:${port}` },
+      env: {
+        PEREGRINE_URLS: `${tls ? "https" : "http"}://127.0.0.1:${port}`,
+        ...(tls ? { TLS_CERT: tls.cert, TLS_KEY: tls.key } : {}),
+      },
     }),
     prepare: (root) => buildExample(root, "hello").problem,
   },

@@ -5,7 +5,8 @@
 //!
 //! Listens on `PEREGRINE_URLS` (";"-separated) or http://localhost:5000. With
 //! `MAX_REQUEST_BODY_SIZE=none` (as the harness sets for the echo) request bodies have
-//! no size limit; a number sets it in bytes.
+//! no size limit; a number sets it in bytes. `TLS_CERT` and `TLS_KEY` (PEM file paths)
+//! are the certificate of https URLs, as bench/servers/peregrine.mjs takes them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,8 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use peregrine_core::{
-    Abort, Endpoint, Handler, Request, Response, ResponseBody, Server, ServerOptions,
+    Abort, CertificatePem, Endpoint, Handler, Request, Response, ResponseBody, Server,
+    ServerOptions, TlsOptions,
 };
 
 struct Hello;
@@ -86,6 +88,21 @@ fn main() {
                 std::process::exit(2)
             }))
         }
+    }
+    if let (Ok(cert), Ok(key)) = (std::env::var("TLS_CERT"), std::env::var("TLS_KEY")) {
+        let read = |path: &str| {
+            std::fs::read(path).unwrap_or_else(|e| {
+                eprintln!("cannot read {path}: {e}");
+                std::process::exit(2)
+            })
+        };
+        options.tls = Some(TlsOptions {
+            default: Some(CertificatePem {
+                cert: read(&cert),
+                key: read(&key),
+            }),
+            ..TlsOptions::default()
+        });
     }
     let server = Server::start(options, Arc::new(Hello), runtime.handle()).unwrap_or_else(|e| {
         eprintln!("{e}");

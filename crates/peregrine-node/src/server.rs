@@ -379,15 +379,17 @@ impl NativeServer {
     /// Takes every waiting event: `[tape, ...bodyChunks]`, or null when there are none.
     #[napi]
     pub fn drain<'env>(&self, env: &'env Env) -> napi::Result<Either<Array<'env>, Null>> {
-        let events = self.bridge.drain();
+        let mut events = self.bridge.drain();
         let stopped = self.wake.stopped.swap(false, Ordering::AcqRel);
         if events.is_empty() && !stopped {
+            self.bridge.recycle(events);
             return Ok(Either::B(Null));
         }
         let mut tape = Tape::with_capacity(events.len());
-        for event in events {
+        for event in events.drain(..) {
             tape.push(event);
         }
+        self.bridge.recycle(events);
         if stopped {
             tape.stopped();
         }
