@@ -209,7 +209,7 @@ where
     // The application, as both protocols call it. What needs no waiting is done before
     // the future is made, so that the future holds the request once: hyper and the
     // lookahead move it, and a kilobyte more of future is a kilobyte more to copy.
-    let app = move |req: http::Request<RequestBody>| {
+    let app = move |req: http::Request<RequestBody>, stream_id: Option<u32>| {
         let refusal = edge_state.refusal_for_next();
         let prepared = match refusal {
             Some(reason) => Err(reason),
@@ -222,6 +222,7 @@ where
                 let head = RequestHead {
                     parts,
                     connection: info.clone(),
+                    stream_id,
                 };
                 Ok((Request { head, body }, asks_for_upgrade))
             }
@@ -333,7 +334,7 @@ fn serve_as<IO, A, Fut>(
 ) -> Serving
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    A: Fn(http::Request<RequestBody>) -> Fut + Clone + Send + Sync + 'static,
+    A: Fn(http::Request<RequestBody>, Option<u32>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, ServiceError>> + Send + 'static,
 {
     // Both protocols: a client that stops reading is cut off (minResponseDataRate).
@@ -353,7 +354,11 @@ where
                 edge.observer,
                 edge.state.clone(),
             ));
-            let service = http1::service(app, builders.max_request_body_size, edge.state);
+            let service = http1::service(
+                move |req| app(req, None),
+                builders.max_request_body_size,
+                edge.state,
+            );
             let connection = http1::Http1Connection {
                 builders,
                 upgrades: edge.upgrades,

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::body::{BoxError, MinDataRate, RequestBody, ResponseBody};
 use crate::connection::{ConnectionInfo, ServiceError};
 use crate::guard::{EdgeObserver, H2FrameGuard, H2Watch, Rejection};
-use crate::handler::{Response, StreamId};
+use crate::handler::Response;
 use crate::server::Http2Limits;
 
 /// The h2 settings of one listener (limits.http2).
@@ -121,7 +121,7 @@ pub(crate) async fn serve<IO, A, Fut>(
     abort: CancellationToken,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    A: Fn(http::Request<RequestBody>) -> Fut + Clone + Send + Sync + 'static,
+    A: Fn(http::Request<RequestBody>, Option<u32>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Response, ServiceError>> + Send + 'static,
 {
     let watch = H2Watch::new(edge.min_response_data_rate);
@@ -307,17 +307,15 @@ async fn serve_stream<A, Fut>(
     app: A,
     stream: StreamContext,
 ) where
-    A: Fn(http::Request<RequestBody>) -> Fut,
+    A: Fn(http::Request<RequestBody>, Option<u32>) -> Fut,
     Fut: Future<Output = Result<Response, ServiceError>>,
 {
     // A stream the client reset before it was accepted is not served at all.
     if poll_fn(|cx| Poll::Ready(respond.poll_reset(cx).is_ready())).await {
         return;
     }
-    let (mut parts, recv) = request.into_parts();
-    parts
-        .extensions
-        .insert(StreamId(respond.stream_id().into()));
+    let (parts, recv) = request.into_parts();
+    let stream_id = Some(respond.stream_id().into());
     let content_length = parts
         .headers
         .get(CONTENT_LENGTH)
@@ -341,7 +339,7 @@ async fn serve_stream<A, Fut>(
             }
             return;
         }
-        outcome = app(http::Request::from_parts(parts, body)) => outcome,
+        outcome = app(http::Request::from_parts(parts, body), stream_id) => outcome,
     };
     let response = match outcome {
         Ok(response) => response,

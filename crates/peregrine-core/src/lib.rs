@@ -37,9 +37,7 @@ pub use connection::ConnectionInfo;
 pub use endpoint::{Endpoint, Protocols, Scheme};
 pub use error::{Error, ErrorCode};
 pub use guard::Rejection;
-pub use handler::{
-    set_reason_phrase, Abort, Handler, Request, RequestHead, ResetStream, Response, StreamId,
-};
+pub use handler::{set_reason_phrase, Abort, Handler, Request, RequestHead, ResetStream, Response};
 pub use server::{Http2Limits, Limits, RunningServer, Server, ServerOptions};
 pub use stats::StatsSnapshot;
 pub use tls::{CertificatePem, ClientCertificateMode, TlsInfo, TlsOptions};

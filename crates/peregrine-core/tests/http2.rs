@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use peregrine_core::{
     Abort, BodyChunk, Handler, Protocols, Request as CoreRequest, ResetStream, Response,
-    ResponseBody, StreamId,
+    ResponseBody,
 };
 use tokio::net::TcpStream;
 
@@ -18,7 +18,7 @@ struct App;
 impl Handler for App {
     async fn call(&self, mut request: CoreRequest) -> Result<Response, Abort> {
         let path = request.head.parts.uri.path().to_string();
-        let stream_id = request.head.parts.extensions.get::<StreamId>().map(|s| s.0);
+        let stream_id = request.head.stream_id;
         let mut response = http::Response::new(ResponseBody::empty());
         match path.as_str() {
             "/id" => *response.body_mut() = ResponseBody::full(format!("{stream_id:?}")),

@@ -105,6 +105,7 @@ impl SyntheticRequests {
                 head: RequestHead {
                     parts,
                     connection: self.connection.clone(),
+                    stream_id: None,
                 },
                 body: RequestBody::full(bytes::Bytes::new()),
             });

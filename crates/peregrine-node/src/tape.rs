@@ -164,10 +164,7 @@ impl Tape {
                     .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
                     .map_or(-1.0, |n| n as f64);
                 self.bytes.extend_from_slice(&content_length.to_le_bytes());
-                let stream_id = parts
-                    .extensions
-                    .get::<peregrine_core::StreamId>()
-                    .map_or(0, |s| s.0);
+                let stream_id = head.stream_id.unwrap_or(0);
                 self.bytes.extend_from_slice(&stream_id.to_le_bytes());
                 self.address(head.connection.remote);
                 self.address(head.connection.local);
