@@ -25,9 +25,20 @@ export type HeaderValue = string | readonly string[];
  */
 export class HeaderDictionary implements Iterable<[string, string]> {
   #map: Map<string, string | string[]> | undefined;
+  /**
+   * Until a second name is set, the one header of a dictionary that loads nothing lives
+   * here instead of in a Map: most responses carry one (their content type), and its
+   * Map was about a seventh of the bytes the JS thread allocated per request
+   * (bench/README.md). Undefined when there is none, or once the Map exists.
+   */
+  #onlyName: string | undefined;
+  #onlyValue: string | string[] | undefined;
+  /** Whether `load` is overridden: then entries always go through the Map. */
+  readonly #lazy: boolean;
   #readOnly = false;
 
   constructor(init?: Iterable<readonly [string, string]> | Record<string, HeaderValue>) {
+    this.#lazy = this.load !== HeaderDictionary.prototype.load;
     if (init === undefined) return;
     const entries = Symbol.iterator in init ? init : Object.entries(init as Record<string, HeaderValue>);
     for (const [name, value] of entries as Iterable<readonly [string, HeaderValue]>) {
@@ -41,13 +52,38 @@ export class HeaderDictionary implements Iterable<[string, string]> {
     return new Map();
   }
 
+  /** The Map, made (and given the inline header) on first need. */
   #entries(): Map<string, string | string[]> {
     let map = this.#map;
     if (map === undefined) {
       map = this.load();
+      if (this.#onlyName !== undefined) {
+        map.set(this.#onlyName, this.#onlyValue as string | string[]);
+        this.#onlyName = undefined;
+        this.#onlyValue = undefined;
+      }
       this.#map = map;
     }
     return map;
+  }
+
+  /** Whether the entries are the inline one (or none): no Map, and nothing to load. */
+  #isInline(): boolean {
+    return this.#map === undefined && !this.#lazy;
+  }
+
+  /** The stored value of `key` (lower case). */
+  #stored(key: string): string | string[] | undefined {
+    if (this.#isInline()) return key === this.#onlyName ? this.#onlyValue : undefined;
+    return this.#entries().get(key);
+  }
+
+  /** Stores `value` under `key`, inline while it is the only name. */
+  #store(key: string, value: string | string[]): void {
+    if (this.#isInline() && (this.#onlyName === undefined || this.#onlyName === key)) {
+      this.#onlyName = key;
+      this.#onlyValue = value;
+    } else this.#entries().set(key, value);
   }
 
   get isReadOnly(): boolean {
@@ -60,55 +96,66 @@ export class HeaderDictionary implements Iterable<[string, string]> {
   }
 
   get size(): number {
+    if (this.#isInline()) return this.#onlyName === undefined ? 0 : 1;
     return this.#entries().size;
   }
 
   get(name: string): string | undefined {
-    const value = this.#entries().get(lowerName(name));
+    const value = this.#stored(lowerName(name));
     if (value === undefined || typeof value === "string") return value;
     return value.join(", ");
   }
 
   getAll(name: string): string[] {
-    const value = this.#entries().get(lowerName(name));
+    const value = this.#stored(lowerName(name));
     if (value === undefined) return [];
     return typeof value === "string" ? [value] : [...value];
   }
 
   has(name: string): boolean {
-    return this.#entries().has(lowerName(name));
+    return this.#stored(lowerName(name)) !== undefined;
   }
 
   set(name: string, value: HeaderValue | number): void {
     const key = this.#checkName(name);
     if (typeof value === "number") value = String(value);
     if (typeof value === "string") {
-      this.#entries().set(key, checkValue(key, value));
+      this.#store(key, checkValue(key, value));
     } else {
       const values = value.map((v) => checkValue(key, v));
-      if (values.length === 0) this.#entries().delete(key);
-      else this.#entries().set(key, values.length === 1 ? (values[0] as string) : values);
+      if (values.length === 0) this.#remove(key);
+      else this.#store(key, values.length === 1 ? (values[0] as string) : values);
     }
   }
 
   append(name: string, value: string | number): void {
     const key = this.#checkName(name);
     const v = checkValue(key, typeof value === "number" ? String(value) : value);
-    const map = this.#entries();
-    const existing = map.get(key);
-    if (existing === undefined) map.set(key, v);
-    else if (typeof existing === "string") map.set(key, [existing, v]);
+    const existing = this.#stored(key);
+    if (existing === undefined) this.#store(key, v);
+    else if (typeof existing === "string") this.#store(key, [existing, v]);
     else existing.push(v);
   }
 
   delete(name: string): boolean {
     this.#checkWritable();
-    return this.#entries().delete(lowerName(name));
+    return this.#remove(lowerName(name));
+  }
+
+  #remove(key: string): boolean {
+    if (!this.#isInline()) return this.#entries().delete(key);
+    if (key !== this.#onlyName) return false;
+    this.#onlyName = undefined;
+    this.#onlyValue = undefined;
+    return true;
   }
 
   clear(): void {
     this.#checkWritable();
-    this.#entries().clear();
+    if (this.#isInline()) {
+      this.#onlyName = undefined;
+      this.#onlyValue = undefined;
+    } else this.#entries().clear();
   }
 
   *entries(): IterableIterator<[string, string]> {
@@ -133,25 +180,24 @@ export class HeaderDictionary implements Iterable<[string, string]> {
 
   /** `name\nvalue\n...`, the form the native core takes. Values were checked on entry. */
   pack(): string {
-    const map = this.#map;
-    if (map === undefined || map.size === 0) return "";
     let out = "";
-    for (const [name, value] of map) {
+    this.forEachStored((value, name) => {
       if (typeof value === "string") out += out === "" ? `${name}\n${value}` : `\n${name}\n${value}`;
       else for (const v of value) out += out === "" ? `${name}\n${v}` : `\n${name}\n${v}`;
-    }
+    });
     return out;
   }
 
   /**
-   * The headers as stored (lower-case names; a string, or an array for repeated
-   * values), for writers that encode them without pack(); undefined when none were set.
-   * Values were checked on entry.
+   * Calls `visit` with each header as stored (lower-case name; a string, or an array for
+   * repeated values), for writers that encode them without pack(); headers a lazy
+   * subclass has not loaded are not visited. Values were checked on entry.
    * @internal
    */
-  storedEntries(): ReadonlyMap<string, string | readonly string[]> | undefined {
+  forEachStored(visit: (value: string | readonly string[], name: string) => void): void {
     const map = this.#map;
-    return map === undefined || map.size === 0 ? undefined : map;
+    if (map !== undefined) map.forEach(visit);
+    else if (this.#onlyName !== undefined) visit(this.#onlyValue as string | string[], this.#onlyName);
   }
 
   #checkName(name: string): string {
