@@ -17,11 +17,13 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, Notify, Semaphore};
@@ -84,9 +86,68 @@ enum BodyState {
     Gone,
 }
 
+/// Header fields a host decoded for a whole batch of responses at once (one
+/// allocation), shared by the batch's responses, with the range that is one response's.
+/// The future waiting for the response makes its `HeaderMap`, on the I/O thread that
+/// sends it: a map made on the host's thread was freed on the I/O thread, two
+/// allocations per response that the host's allocator then had to collect back
+/// (bench/README.md).
+pub struct SharedFields {
+    fields: Arc<Vec<(HeaderName, HeaderValue)>>,
+    range: Range<usize>,
+}
+
+impl SharedFields {
+    /// None when `range` is not within `fields`.
+    pub fn new(
+        fields: Arc<Vec<(HeaderName, HeaderValue)>>,
+        range: Range<usize>,
+    ) -> Option<SharedFields> {
+        fields.get(range.clone())?;
+        Some(SharedFields { fields, range })
+    }
+
+    fn into_map(self) -> HeaderMap {
+        let fields = self.fields.get(self.range).unwrap_or_default();
+        // Room for what the server adds: Server, and Date and Content-Length over h2.
+        let mut map = HeaderMap::with_capacity(fields.len() + 3);
+        for (name, value) in fields {
+            map.append(name.clone(), value.clone());
+        }
+        map
+    }
+}
+
+/// A whole response whose header map is made where it is sent ([`SharedFields`]).
+pub struct WholeResponse {
+    pub status: StatusCode,
+    pub headers: SharedFields,
+    pub body: ResponseBody,
+}
+
+/// A response as the host gave it.
+enum Reply {
+    Built(Response),
+    Whole(WholeResponse),
+}
+
+impl Reply {
+    fn into_response(self) -> Response {
+        match self {
+            Reply::Built(response) => response,
+            Reply::Whole(whole) => {
+                let mut response = http::Response::new(whole.body);
+                *response.status_mut() = whole.status;
+                *response.headers_mut() = whole.headers.into_map();
+                response
+            }
+        }
+    }
+}
+
 /// What answers a request's future.
 struct Answer {
-    outcome: Result<Response, Abort>,
+    outcome: Result<Reply, Abort>,
     /// The request body a whole response leaves unread, dropped by the future on the
     /// I/O thread that made it rather than on the host's. There an HTTP/2 body's drop
     /// finds its connection's stream state in cache, and the memory goes back to the
@@ -97,7 +158,7 @@ struct Answer {
 impl Answer {
     fn outcome(outcome: Result<Response, Abort>) -> Answer {
         Answer {
-            outcome,
+            outcome: outcome.map(Reply::Built),
             unread: None,
         }
     }
@@ -382,8 +443,18 @@ impl Bridge {
     }
 
     /// Sends a whole response in one step and ends the exchange, under one lock of the
-    /// exchange map (this is the hot path: every whole response of a batch).
+    /// exchange map.
     pub fn respond(&self, id: ExchangeId, response: Response) -> Result<(), Error> {
+        self.answer(id, Reply::Built(response))
+    }
+
+    /// [`Bridge::respond`] for a response whose header map is made on the I/O thread
+    /// (the hot path: every whole response of a batch).
+    pub fn respond_whole(&self, id: ExchangeId, response: WholeResponse) -> Result<(), Error> {
+        self.answer(id, Reply::Whole(response))
+    }
+
+    fn answer(&self, id: ExchangeId, reply: Reply) -> Result<(), Error> {
         let mut exchange = {
             let mut map = lock(&self.exchanges);
             match map.get(&id) {
@@ -403,7 +474,7 @@ impl Bridge {
         };
         // If the client left meanwhile, the answer is dropped here, outside any lock.
         let _ = responder.send(Answer {
-            outcome: Ok(response),
+            outcome: Ok(reply),
             unread,
         });
         drop(exchange);
@@ -769,7 +840,7 @@ impl Handler for Arc<Bridge> {
             match result {
                 Ok(Answer { outcome, unread }) => {
                     drop(unread);
-                    outcome
+                    outcome.map(Reply::into_response)
                 }
                 // The bridge itself went away (the host shut down without answering).
                 Err(_) => Ok(internal_error()),

@@ -25,7 +25,6 @@
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
-use http::HeaderMap;
 
 /// Indexes a field table has; tags below it are references.
 pub const FIELD_TABLE_SIZE: usize = 1024;
@@ -44,6 +43,8 @@ pub struct BatchRecord<'a> {
     pub id: u32,
     pub status: u16,
     pub header_bytes: usize,
+    /// The fields in the header block.
+    pub field_count: usize,
     pub body_in_array: bool,
     /// Headers, then the inline body.
     block: &'a [u8],
@@ -69,15 +70,18 @@ impl<'a> BatchRecord<'a> {
             return Err(Malformed);
         }
         let (block, rest) = rest.split_at(block_length);
-        let record = BatchRecord {
+        let mut record = BatchRecord {
             id: u32_at(head, 0),
             status: u16::from_le_bytes([head[4], head[5]]),
             header_bytes,
+            field_count: 0,
             body_in_array,
             block,
         };
         let mut fields = Fields::new(record.headers());
-        while fields.next().transpose()?.is_some() {}
+        while fields.next().transpose()?.is_some() {
+            record.field_count += 1;
+        }
         Ok((record, rest))
     }
 
@@ -194,13 +198,30 @@ impl Default for FieldTable {
 }
 
 impl FieldTable {
-    /// The headers of one record; `block` is its header block, already checked by
-    /// [`BatchRecord::split`]. Literal values are slices of `block`; stored fields own
-    /// their bytes, so that the table does not hold a batch's memory. Every definition
-    /// in the block is applied, even when a field before it is refused, because JS
-    /// counts on them; the first refusal is returned.
-    pub fn decode(&mut self, block: &Bytes) -> Result<HeaderMap, String> {
-        let mut map = HeaderMap::new();
+    /// The headers of one record, as a map (the tests' form of [`FieldTable::decode_into`]).
+    #[cfg(test)]
+    pub fn decode(&mut self, block: &Bytes) -> Result<http::HeaderMap, String> {
+        let mut fields = Vec::new();
+        self.decode_into(block, &mut fields)?;
+        let mut map = http::HeaderMap::new();
+        for (name, value) in fields {
+            map.append(name, value);
+        }
+        Ok(map)
+    }
+
+    /// Appends the headers of one record to `out`; `block` is its header block, already
+    /// checked by [`BatchRecord::split`]. Literal values are slices of `block`; stored
+    /// fields own their bytes, so that the table does not hold a batch's memory. Every
+    /// definition in the block is applied, even when a field before it is refused,
+    /// because JS counts on them; the first refusal is returned, and then `out` is left
+    /// as it was.
+    pub fn decode_into(
+        &mut self,
+        block: &Bytes,
+        out: &mut Vec<(HeaderName, HeaderValue)>,
+    ) -> Result<(), String> {
+        let start = out.len();
         let mut refusal: Option<String> = None;
         let mut fields = Fields::new(block);
         while let Some(raw) = fields.next() {
@@ -225,17 +246,18 @@ impl FieldTable {
                 }
             };
             match field {
-                Ok((name, value)) => {
-                    map.append(name, value);
-                }
+                Ok(field) => out.push(field),
                 Err(message) => {
                     refusal.get_or_insert(message);
                 }
             }
         }
         match refusal {
-            Some(message) => Err(message),
-            None => Ok(map),
+            Some(message) => {
+                out.truncate(start);
+                Err(message)
+            }
+            None => Ok(()),
         }
     }
 }
@@ -285,7 +307,7 @@ mod tests {
         out
     }
 
-    fn pairs(map: &HeaderMap) -> Vec<(String, String)> {
+    fn pairs(map: &http::HeaderMap) -> Vec<(String, String)> {
         map.iter()
             .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
             .collect()

@@ -1,19 +1,20 @@
 //! `NativeServer`, the class the TS package drives. Each method converts its
 //! arguments and forwards to the core's server or bridge.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderMap;
+use http::header::{HeaderName, HeaderValue};
 use napi::bindgen_prelude::{
     Array, ArrayBuffer, Buffer, BufferSlice, Env, Function, Null, Unknown,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Either;
 use napi_derive::napi;
-use peregrine_core::bridge::{Bridge, Wake};
+use peregrine_core::bridge::{Bridge, SharedFields, Wake, WholeResponse};
 use peregrine_core::{
     CertificatePem, ClientCertificateMode, Endpoint, ErrorCode, Http2Limits, Limits, MinDataRate,
     Protocols, RunningServer, Server, ServerOptions, TlsOptions, WriteOutcome,
@@ -457,10 +458,12 @@ impl NativeServer {
         };
         let mut parsed: Vec<BatchRecord<'_>> = Vec::new();
         let mut header_bytes = 0;
+        let mut field_count = 0;
         let mut rest: &[u8] = &records;
         while !rest.is_empty() {
             let (record, tail) = BatchRecord::split(rest).map_err(malformed)?;
             header_bytes += record.header_bytes;
+            field_count += record.field_count;
             parsed.push(record);
             rest = tail;
         }
@@ -474,19 +477,31 @@ impl NativeServer {
             block.extend_from_slice(record.headers());
         }
         let block = Bytes::from(block);
-        let mut fields = self.fields.lock().unwrap_or_else(|e| e.into_inner());
+        // Decoded first, every record whatever becomes of it (later records may use the
+        // fields it defines), into one list the batch's responses share: each
+        // response's header map is made on the I/O thread that sends it
+        // (peregrine_core::bridge::SharedFields).
+        let mut fields = Vec::with_capacity(field_count);
+        let mut ranges = Vec::with_capacity(parsed.len());
+        {
+            let mut table = self.fields.lock().unwrap_or_else(|e| e.into_inner());
+            let mut at = 0;
+            for record in &parsed {
+                let start = fields.len();
+                let decoded =
+                    table.decode_into(&block.slice(at..at + record.header_bytes), &mut fields);
+                at += record.header_bytes;
+                ranges.push(decoded.map(|()| start..fields.len()));
+            }
+        }
+        let fields = Arc::new(fields);
         let mut refused: Vec<String> = Vec::new();
         let mut next_body = 0u32;
-        let mut at = 0;
-        for record in parsed {
+        for (record, range) in parsed.into_iter().zip(ranges) {
             let id = record.id;
-            // Decoded first, whatever becomes of the record: later records may use the
-            // fields it defines.
-            let headers = fields.decode(&block.slice(at..at + record.header_bytes));
-            at += record.header_bytes;
-            let response = self.batch_response(record, headers, &bodies, &mut next_body);
+            let response = self.batch_response(record, &fields, range, &bodies, &mut next_body);
             let refusal = match response {
-                Ok(response) => match self.bridge.respond(id, response) {
+                Ok(response) => match self.bridge.respond_whole(id, response) {
                     // The client may have gone meanwhile: not worth a log line.
                     Err(e) if e.code != ErrorCode::UnknownExchange => Some(e.to_string()),
                     _ => None,
@@ -504,10 +519,11 @@ impl NativeServer {
     fn batch_response(
         &self,
         record: BatchRecord<'_>,
-        headers: Result<HeaderMap, String>,
+        fields: &Arc<Vec<(HeaderName, HeaderValue)>>,
+        range: Result<Range<usize>, String>,
         bodies: &Array,
         next_body: &mut u32,
-    ) -> napi::Result<peregrine_core::Response> {
+    ) -> napi::Result<WholeResponse> {
         // The body is taken first, so that a refused record does not shift the bodies
         // of the records after it.
         let body = if record.body_in_array {
@@ -519,16 +535,22 @@ impl NativeServer {
         } else {
             Bytes::copy_from_slice(record.body())
         };
-        let headers = headers.map_err(|message| {
+        let range = range.map_err(|message| {
             js_error(peregrine_core::Error::new(
                 ErrorCode::InvalidHeader,
                 message,
             ))
         })?;
-        let mut response = http::Response::new(peregrine_core::ResponseBody::full(body));
-        *response.status_mut() = convert::status(u32::from(record.status))?;
-        *response.headers_mut() = headers;
-        Ok(response)
+        let headers = SharedFields::new(fields.clone(), range).ok_or_else(|| {
+            napi::Error::from_reason(
+                "PEREGRINE_INTERNAL: a response's header fields are out of range",
+            )
+        })?;
+        Ok(WholeResponse {
+            status: convert::status(u32::from(record.status))?,
+            headers,
+            body: peregrine_core::ResponseBody::full(body),
+        })
     }
 
     /// Sends the response head of a streamed response.
