@@ -854,3 +854,38 @@ fn internal_error() -> Response {
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(name: &'static str, value: &'static str) -> (HeaderName, HeaderValue) {
+        (
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        )
+    }
+
+    #[test]
+    fn shared_fields_make_the_map_of_their_range_only() {
+        let list = Arc::new(vec![
+            field("content-type", "text/plain"),
+            field("vary", "accept"),
+            field("vary", "origin"),
+            field("etag", "\"1\""),
+        ]);
+        let map = SharedFields::new(list.clone(), 1..3).unwrap().into_map();
+        assert_eq!(map.len(), 2);
+        let vary: Vec<_> = map.get_all("vary").iter().collect();
+        assert_eq!(vary, ["accept", "origin"]);
+        assert!(map.get("content-type").is_none() && map.get("etag").is_none());
+        assert!(SharedFields::new(list.clone(), 0..0)
+            .unwrap()
+            .into_map()
+            .is_empty());
+        assert!(SharedFields::new(list.clone(), 3..5).is_none());
+        #[allow(clippy::reversed_empty_ranges)]
+        let backwards = 3..1;
+        assert!(SharedFields::new(list, backwards).is_none());
+    }
+}

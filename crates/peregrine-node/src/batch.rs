@@ -359,6 +359,24 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_record_leaves_the_shared_list_as_it_was() {
+        let mut table = FieldTable::default();
+        let mut fields = Vec::new();
+        let mut first = Vec::new();
+        literal(&mut first, None, "content-type", "text/plain");
+        table.decode_into(&Bytes::from(first), &mut fields).unwrap();
+        let mut bad = Vec::new();
+        literal(&mut bad, None, "x-good", "ok");
+        literal(&mut bad, None, "x-bad", "a\u{1}b");
+        assert!(table.decode_into(&Bytes::from(bad), &mut fields).is_err());
+        let mut third = Vec::new();
+        literal(&mut third, None, "vary", "accept");
+        table.decode_into(&Bytes::from(third), &mut fields).unwrap();
+        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["content-type", "vary"]);
+    }
+
+    #[test]
     fn an_undefined_reference_is_refused() {
         let mut table = FieldTable::default();
         let mut block = Vec::new();
