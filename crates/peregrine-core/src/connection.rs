@@ -206,7 +206,8 @@ where
         upgrades: Some(upgrades.clone()),
         ..edge
     };
-    // The application, as both protocols call it. What needs no waiting is done before
+    // The application, as both protocols call it (with the request's HTTP/2 stream id;
+    // HTTP/1.1 passes None). What needs no waiting is done before
     // the future is made, so that the future holds the request once: hyper and the
     // lookahead move it, and a kilobyte more of future is a kilobyte more to copy.
     let app = move |req: http::Request<RequestBody>, stream_id: Option<u32>| {
