@@ -19,14 +19,23 @@ import { buildExample } from "./cargo.mjs";
 
 const node = process.execPath;
 
+/** The certificate's PEM paths, when TLS is asked for. */
+const certificateEnv = (tls) => (tls ? { TLS_CERT: tls.cert, TLS_KEY: tls.key } : {});
+
 /** Runs a script of bench/servers with PORT, and the certificate when TLS is asked for. */
 const benchScript =
   (script) =>
   (root, { port, tls }) => ({
     cmd: node,
     args: [path.join(root, "bench/servers", script)],
-    env: { PORT: String(port), ...(tls ? { TLS_CERT: tls.cert, TLS_KEY: tls.key } : {}) },
+    env: { PORT: String(port), ...certificateEnv(tls) },
   });
+
+/** What Peregrine and its Rust twin take: PEREGRINE_URLS on http or https, and the certificate. */
+const peregrineEnv = ({ port, tls }) => ({
+  PEREGRINE_URLS: `${tls ? "https" : "http"}://127.0.0.1:${port}`,
+  ...certificateEnv(tls),
+});
 
 const needsBuild = (root) =>
   existsSync(path.join(root, "packages/peregrine/dist/index.js"))
@@ -45,13 +54,10 @@ export const SERVERS = [
     label: "peregrine (native)",
     role: "subject",
     protocols: ["http1", "h2c", "https", "h2"],
-    command: (root, { port, tls }) => ({
+    command: (root, options) => ({
       cmd: node,
       args: [path.join(root, "bench/servers/peregrine.mjs")],
-      env: {
-        PEREGRINE_URLS: `${tls ? "https" : "http"}://127.0.0.1:${port}`,
-        ...(tls ? { TLS_CERT: tls.cert, TLS_KEY: tls.key } : {}),
-      },
+      env: peregrineEnv(options),
     }),
     prepare: needsBuild,
   },
@@ -60,13 +66,10 @@ export const SERVERS = [
     label: "pure Rust (ceiling)",
     role: "ceiling",
     protocols: ["http1", "h2c", "https", "h2"],
-    command: (root, { port, tls }) => ({
+    command: (root, options) => ({
       cmd: path.join(root, "target/release/examples/hello"),
       args: [],
-      env: {
-        PEREGRINE_URLS: `${tls ? "https" : "http"}://127.0.0.1:${port}`,
-        ...(tls ? { TLS_CERT: tls.cert, TLS_KEY: tls.key } : {}),
-      },
+      env: peregrineEnv(options),
     }),
     prepare: (root) => buildExample(root, "hello").problem,
   },

@@ -59,8 +59,7 @@ export class HeaderDictionary implements Iterable<[string, string]> {
       map = this.load();
       if (this.#onlyName !== undefined) {
         map.set(this.#onlyName, this.#onlyValue as string | string[]);
-        this.#onlyName = undefined;
-        this.#onlyValue = undefined;
+        this.#dropOnly();
       }
       this.#map = map;
     }
@@ -145,17 +144,19 @@ export class HeaderDictionary implements Iterable<[string, string]> {
   #remove(key: string): boolean {
     if (!this.#isInline()) return this.#entries().delete(key);
     if (key !== this.#onlyName) return false;
+    this.#dropOnly();
+    return true;
+  }
+
+  #dropOnly(): void {
     this.#onlyName = undefined;
     this.#onlyValue = undefined;
-    return true;
   }
 
   clear(): void {
     this.#checkWritable();
-    if (this.#isInline()) {
-      this.#onlyName = undefined;
-      this.#onlyValue = undefined;
-    } else this.#entries().clear();
+    if (this.#isInline()) this.#dropOnly();
+    else this.#entries().clear();
   }
 
   *entries(): IterableIterator<[string, string]> {
