@@ -74,6 +74,36 @@ pub enum Event {
     },
 }
 
+/// Where a bridge queues events until its host drains them, and the form they take
+/// there. A `Vec<Event>` keeps them as they are. A host that reads them in some other
+/// form (the napi binding's tape) encodes each one as it is pushed, on the I/O thread
+/// that made it: the request's head is still in that thread's cache and is freed there,
+/// and the host's thread only swaps the queue out (bench/README.md).
+pub trait EventQueue: Default + Send + 'static {
+    fn push(&mut self, event: Event);
+    /// The number of events queued.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Empties a drained queue so that a later batch can queue into its buffers.
+    /// Returns false when they are too large to keep: a burst must not pin its memory.
+    fn reset(&mut self) -> bool;
+}
+
+impl EventQueue for Vec<Event> {
+    fn push(&mut self, event: Event) {
+        Vec::push(self, event);
+    }
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn reset(&mut self) -> bool {
+        self.clear();
+        self.capacity() <= RECYCLED_EVENTS_MAX
+    }
+}
+
 /// Wakes the host so that it calls [`Bridge::drain`]. Called from I/O threads at most
 /// once per batch; it must not block.
 pub trait Wake: Send + Sync + 'static {
@@ -223,11 +253,11 @@ impl Hasher for ExchangeIdHasher {
 
 type ExchangeMap = HashMap<ExchangeId, Exchange, BuildHasherDefault<ExchangeIdHasher>>;
 
-pub struct Bridge {
-    events: Mutex<Vec<Event>>,
+pub struct Bridge<Q: EventQueue = Vec<Event>> {
+    events: Mutex<Q>,
     /// The buffer of a drained batch, given back by the host ([`Bridge::recycle`]): the
     /// next batch queues into it instead of growing a new one from nothing.
-    spare: Mutex<Vec<Event>>,
+    spare: Mutex<Q>,
     wake_pending: AtomicBool,
     /// A flusher task is spawned and will wake the host after the current I/O pass.
     flush_scheduled: AtomicBool,
@@ -246,7 +276,7 @@ pub struct Bridge {
     response_buffer_size: usize,
     /// [`WAKE_AT_EVENTS`], or no limit on a single core.
     wake_at_events: usize,
-    me: Weak<Bridge>,
+    me: Weak<Bridge<Q>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -268,13 +298,13 @@ fn unknown(id: ExchangeId) -> Error {
     )
 }
 
-impl Bridge {
+impl<Q: EventQueue> Bridge<Q> {
     /// `response_buffer_size` is the high-water mark of streamed responses
     /// (maxResponseBufferSize).
-    pub fn new(waker: impl Wake, runtime: Handle, response_buffer_size: usize) -> Arc<Bridge> {
+    pub fn new(waker: impl Wake, runtime: Handle, response_buffer_size: usize) -> Arc<Bridge<Q>> {
         Arc::new_cyclic(|me| Bridge {
-            events: Mutex::new(Vec::new()),
-            spare: Mutex::new(Vec::new()),
+            events: Mutex::new(Q::default()),
+            spare: Mutex::new(Q::default()),
             wake_pending: AtomicBool::new(false),
             flush_scheduled: AtomicBool::new(false),
             waker: Box::new(waker),
@@ -357,7 +387,7 @@ impl Bridge {
 
     /// Takes every waiting event. Call it from the host thread after a wake, and give
     /// the emptied Vec back with [`Bridge::recycle`].
-    pub fn drain(&self) -> Vec<Event> {
+    pub fn drain(&self) -> Q {
         // Clear the flag first: an event pushed after this point wakes the host again
         // rather than being left in the queue unnoticed.
         self.wake_pending.store(false, Ordering::Release);
@@ -365,16 +395,15 @@ impl Bridge {
         std::mem::replace(&mut *lock(&self.events), spare)
     }
 
-    /// Takes back a drained batch's Vec, to queue a later batch into. A queue grown
-    /// from nothing for every batch moved its events (240 bytes each) at every doubling;
-    /// a recycled one is allocated once, at the size of the batches the host sees. One
-    /// larger than [`RECYCLED_EVENTS_MAX`] is freed instead: a burst must not pin its
-    /// memory. Sizing each new queue from the last batch, before this, made every wake
-    /// allocate for the largest batch seen, which under backpressure (one wake per
-    /// write-ready) fragmented the heap by hundreds of megabytes.
-    pub fn recycle(&self, mut events: Vec<Event>) {
-        events.clear();
-        if events.capacity() <= RECYCLED_EVENTS_MAX {
+    /// Takes back a drained batch's queue, to queue a later batch into. A queue grown
+    /// from nothing for every batch moved its contents at every doubling; a recycled one
+    /// is allocated once, at the size of the batches the host sees. One that
+    /// [`EventQueue::reset`] finds too large is freed instead. Sizing each new queue from
+    /// the last batch, before this, made every wake allocate for the largest batch seen,
+    /// which under backpressure (one wake per write-ready) fragmented the heap by
+    /// hundreds of megabytes.
+    pub fn recycle(&self, mut events: Q) {
+        if events.reset() {
             *lock(&self.spare) = events;
         }
     }
@@ -759,13 +788,13 @@ fn own_chunk(data: Bytes) -> Bytes {
 
 /// Removes the exchange and tells the host when hyper drops a request's future before
 /// the host answered, which happens when the client disconnects.
-struct PendingGuard<'a> {
-    bridge: &'a Bridge,
+struct PendingGuard<'a, Q: EventQueue> {
+    bridge: &'a Bridge<Q>,
     id: ExchangeId,
     armed: bool,
 }
 
-impl Drop for PendingGuard<'_> {
+impl<Q: EventQueue> Drop for PendingGuard<'_, Q> {
     fn drop(&mut self) {
         if self.armed {
             let exchange = self.bridge.remove(self.id);
@@ -777,7 +806,7 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
-impl Handler for Arc<Bridge> {
+impl<Q: EventQueue> Handler for Arc<Bridge<Q>> {
     /// The host answers on its own thread: pipelined requests go to it together.
     const CONCURRENT_PIPELINING: bool = true;
 

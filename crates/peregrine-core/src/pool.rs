@@ -9,29 +9,29 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::bridge::Bridge;
+use crate::bridge::{Bridge, Event, EventQueue};
 use crate::connection::ConnectionInfo;
 use crate::guard::Rejection;
 use crate::handler::{Abort, Handler, Request, Response};
 
 /// One host of a pool.
-pub struct PoolHost {
-    pub bridge: Arc<Bridge>,
+pub struct PoolHost<Q: EventQueue = Vec<Event>> {
+    pub bridge: Arc<Bridge<Q>>,
     /// False until the host is ready for requests, and again once it has gone. While
     /// no host is ready, requests queue on the least busy one.
     pub ready: AtomicBool,
 }
 
-pub struct HostPool {
-    hosts: Vec<PoolHost>,
+pub struct HostPool<Q: EventQueue = Vec<Event>> {
+    hosts: Vec<PoolHost<Q>>,
     /// Where the search for the least busy host starts: rotating it spreads requests
     /// over hosts that are equally busy (all idle, say) instead of piling on the first.
     next: AtomicUsize,
 }
 
-impl HostPool {
+impl<Q: EventQueue> HostPool<Q> {
     /// A pool over `bridges`, none of them ready yet.
-    pub fn new(bridges: Vec<Arc<Bridge>>) -> HostPool {
+    pub fn new(bridges: Vec<Arc<Bridge<Q>>>) -> HostPool<Q> {
         assert!(!bridges.is_empty(), "a host pool needs at least one host");
         HostPool {
             hosts: bridges
@@ -45,15 +45,15 @@ impl HostPool {
         }
     }
 
-    pub fn hosts(&self) -> &[PoolHost] {
+    pub fn hosts(&self) -> &[PoolHost<Q>] {
         &self.hosts
     }
 
     /// The host a new request goes to.
-    fn pick(&self) -> &Arc<Bridge> {
+    fn pick(&self) -> &Arc<Bridge<Q>> {
         let count = self.hosts.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % count;
-        let mut best: Option<(&PoolHost, usize)> = None;
+        let mut best: Option<(&PoolHost<Q>, usize)> = None;
         for offset in 0..count {
             let host = &self.hosts[(start + offset) % count];
             if !host.ready.load(Ordering::Acquire) {
@@ -71,7 +71,7 @@ impl HostPool {
     }
 }
 
-impl Handler for HostPool {
+impl<Q: EventQueue> Handler for HostPool<Q> {
     const CONCURRENT_PIPELINING: bool = true;
 
     fn call(&self, request: Request) -> impl Future<Output = Result<Response, Abort>> + Send {

@@ -10,11 +10,12 @@ use peregrine_core::bridge::Bridge;
 use peregrine_core::pool::HostPool;
 
 use crate::server::{JsWake, SharedWake};
+use crate::tape::Tape;
 
 /// A pool and the wake-up of each of its hosts, by host index.
 pub struct WorkerPool {
     pub token: u32,
-    pub pool: Arc<HostPool>,
+    pub pool: Arc<HostPool<Tape>>,
     pub wakes: Vec<Arc<JsWake>>,
 }
 

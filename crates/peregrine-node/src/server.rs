@@ -14,7 +14,7 @@ use napi::bindgen_prelude::{
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Either;
 use napi_derive::napi;
-use peregrine_core::bridge::{Bridge, SharedFields, Wake, WholeResponse};
+use peregrine_core::bridge::{Bridge, EventQueue, SharedFields, Wake, WholeResponse};
 use peregrine_core::{
     CertificatePem, ClientCertificateMode, Endpoint, ErrorCode, Http2Limits, Limits, MinDataRate,
     Protocols, RunningServer, Server, ServerOptions, TlsOptions, WriteOutcome,
@@ -201,7 +201,7 @@ impl Wake for SharedWake {
 pub struct NativeServer {
     options: Option<ServerOptions>,
     wake: Arc<JsWake>,
-    pub(crate) bridge: Arc<Bridge>,
+    pub(crate) bridge: Arc<Bridge<Tape>>,
     running: Option<Arc<RunningServer>>,
     on_wake: Option<napi::bindgen_prelude::FunctionRef<(), ()>>,
     /// With the `workers` option: the pool the listener hands requests to.
@@ -380,23 +380,20 @@ impl NativeServer {
     /// Takes every waiting event: `[tape, ...bodyChunks]`, or null when there are none.
     #[napi]
     pub fn drain<'env>(&self, env: &'env Env) -> napi::Result<Either<Array<'env>, Null>> {
-        let mut events = self.bridge.drain();
+        let mut tape = self.bridge.drain();
         let stopped = self.wake.stopped.swap(false, Ordering::AcqRel);
-        if events.is_empty() && !stopped {
-            self.bridge.recycle(events);
+        if tape.is_empty() && !stopped {
+            self.bridge.recycle(tape);
             return Ok(Either::B(Null));
         }
-        let mut tape = Tape::with_capacity(events.len());
-        for event in events.drain(..) {
-            tape.push(event);
-        }
-        self.bridge.recycle(events);
         if stopped {
             tape.stopped();
         }
         let mut batch = env.create_array(1 + tape.chunks.len() as u32)?;
-        batch.set(0, BufferSlice::from_data(env, tape.bytes)?)?;
-        for (i, chunk) in tape.chunks.into_iter().enumerate() {
+        // Handed over, not copied: a copy went through the JS allocator, which mapped
+        // fresh pages for each batch (page faults were most of drain()).
+        batch.set(0, BufferSlice::from_data(env, tape.take_bytes())?)?;
+        for (i, chunk) in tape.chunks.drain(..).enumerate() {
             let slice = if chunk.is_empty() {
                 BufferSlice::from_data(env, Vec::new())?
             } else {
@@ -417,6 +414,7 @@ impl NativeServer {
             };
             batch.set(i as u32 + 1, slice)?;
         }
+        self.bridge.recycle(tape);
         Ok(Either::A(batch))
     }
 

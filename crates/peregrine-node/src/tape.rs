@@ -1,5 +1,8 @@
 //! Encodes a batch of bridge events into the tape read by
-//! packages/peregrine/src/native/tape.ts.
+//! packages/peregrine/src/native/tape.ts. The tape is the bridge's event queue
+//! ([`EventQueue`]): each event is encoded as the I/O thread pushes it, where the
+//! request's head is still in cache and is freed by the thread that allocated it, and
+//! the JS thread's `drain()` only copies the bytes out (bench/README.md).
 //!
 //! Every record starts with `u8 kind, u32 exchange id, u32 payload length`, all
 //! little-endian, so the reader can skip a record without parsing it.
@@ -26,7 +29,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use http::{HeaderMap, Version};
-use peregrine_core::bridge::Event;
+use peregrine_core::bridge::{Event, EventQueue};
 
 pub const REQUEST: u8 = 1;
 pub const DATA: u8 = 2;
@@ -43,18 +46,52 @@ pub const REJECTED: u8 = 11;
 const FLAG_BODY_EMPTY: u8 = 1;
 const FLAG_HTTPS: u8 = 2;
 
+/// The most room a new tape reserves at its first event: a few hundred requests'.
+const RESERVED_BYTES_MAX: usize = 128 * 1024;
+/// The least, so that a quiet server's batches do not start by growing.
+const RESERVED_BYTES_MIN: usize = 4 * 1024;
+/// The most body chunks' room a recycled tape keeps.
+const RECYCLED_CHUNKS_MAX: usize = 1024;
+
 #[derive(Default)]
 pub struct Tape {
-    pub bytes: Vec<u8>,
+    bytes: Vec<u8>,
     pub chunks: Vec<Bytes>,
+    events: usize,
+    /// The length of the last batch's bytes, which the next one reserves room for.
+    expected: usize,
+}
+
+impl EventQueue for Tape {
+    fn push(&mut self, event: Event) {
+        if self.bytes.capacity() == 0 {
+            // The bytes go to JS with each batch (take_bytes), so each batch allocates
+            // them anew: once, at about the last batch's size, rather than by doubling.
+            self.bytes
+                .reserve(self.expected.clamp(RESERVED_BYTES_MIN, RESERVED_BYTES_MAX));
+        }
+        self.events += 1;
+        self.encode(event);
+    }
+
+    fn len(&self) -> usize {
+        self.events
+    }
+
+    fn reset(&mut self) -> bool {
+        self.bytes.clear();
+        self.chunks.clear();
+        self.events = 0;
+        self.bytes.capacity() <= RESERVED_BYTES_MAX && self.chunks.capacity() <= RECYCLED_CHUNKS_MAX
+    }
 }
 
 impl Tape {
-    pub fn with_capacity(events: usize) -> Self {
-        Tape {
-            bytes: Vec::with_capacity(events * 256),
-            chunks: Vec::new(),
-        }
+    /// The encoded records, to hand to JS without a copy; the next batch reserves room
+    /// for as many bytes.
+    pub fn take_bytes(&mut self) -> Vec<u8> {
+        self.expected = self.bytes.len();
+        std::mem::take(&mut self.bytes)
     }
 
     /// Writes a record header and returns where its length goes.
@@ -119,7 +156,7 @@ impl Tape {
         }
     }
 
-    pub fn push(&mut self, event: Event) {
+    fn encode(&mut self, event: Event) {
         match event {
             Event::Request {
                 id,
@@ -225,5 +262,89 @@ impl Tape {
 
     pub fn stopped(&mut self) {
         self.empty_record(STOPPED, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use peregrine_core::{ConnectionInfo, RequestHead, Scheme};
+
+    use super::*;
+
+    fn request(id: u32, target: &str) -> Event {
+        let (parts, ()) = http::Request::get(target)
+            .header("host", "example.test")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let addr = "127.0.0.1:5000".parse().unwrap();
+        Event::Request {
+            id,
+            head: RequestHead {
+                parts,
+                connection: Arc::new(ConnectionInfo::new(7, addr, addr, Scheme::Http, None)),
+                stream_id: None,
+            },
+            body_empty: true,
+            first_on_connection: false,
+        }
+    }
+
+    /// The records' kinds and ids, walked by their length fields as tape.ts does.
+    fn records(bytes: &[u8]) -> Vec<(u8, u32)> {
+        let mut found = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let id = u32::from_le_bytes(rest[1..5].try_into().unwrap());
+            let len = u32::from_le_bytes(rest[5..9].try_into().unwrap()) as usize;
+            found.push((rest[0], id));
+            rest = &rest[9 + len..];
+        }
+        found
+    }
+
+    #[test]
+    fn events_are_encoded_as_they_are_queued() {
+        let mut tape = Tape::default();
+        assert!(tape.is_empty());
+        tape.push(request(1, "/a?b=c"));
+        tape.push(Event::Data {
+            id: 1,
+            data: Bytes::from_static(b"chunk"),
+        });
+        tape.push(Event::End { id: 1 });
+        assert_eq!(tape.len(), 3);
+        assert_eq!(tape.chunks, [Bytes::from_static(b"chunk")]);
+        let bytes = tape.take_bytes();
+        assert_eq!(records(&bytes), [(REQUEST, 1), (DATA, 1), (END, 1)]);
+        let target = b"/a?b=c";
+        assert!(bytes.windows(target.len()).any(|w| w == target));
+    }
+
+    #[test]
+    fn a_recycled_tape_starts_empty_and_reserves_for_the_last_batch() {
+        let mut tape = Tape::default();
+        for id in 0..100 {
+            tape.push(request(id, "/"));
+        }
+        let last = tape.take_bytes().len();
+        assert!(tape.reset());
+        assert!(tape.is_empty() && tape.chunks.is_empty());
+        tape.push(Event::Aborted { id: 5 });
+        assert!(tape.bytes.capacity() >= last.max(RESERVED_BYTES_MIN));
+        assert_eq!(records(&tape.take_bytes()), [(ABORTED, 5)]);
+    }
+
+    #[test]
+    fn a_tape_that_grew_past_its_reserve_is_not_kept() {
+        let mut tape = Tape::default();
+        tape.push(Event::Aborted { id: 1 });
+        tape.bytes.reserve(RESERVED_BYTES_MAX + 1);
+        assert!(!tape.reset());
+        let mut chunks = Tape::default();
+        chunks.chunks.reserve(RECYCLED_CHUNKS_MAX + 1);
+        assert!(!chunks.reset());
     }
 }
