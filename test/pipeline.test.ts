@@ -277,6 +277,33 @@ describe("middleware and routing", () => {
     expect((lateError as { code?: string }).code).toBe("PEREGRINE_RESPONSE_STARTED");
   });
 
+  it("sends the head once onStarting callbacks finish, however often the response is started meanwhile", async () => {
+    const { url } = await serve((app) => {
+      app.mapGet("/", async (ctx) => {
+        ctx.response.onStarting(async () => {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          ctx.response.headers.set("x-starting", "done");
+        });
+        await Promise.all([ctx.response.start(), ctx.response.start(), ctx.response.write("a")]);
+        await ctx.response.end("b");
+      });
+      app.mapGet("/end", async (ctx) => {
+        ctx.response.onStarting(async () => {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          ctx.response.headers.set("x-starting", "done");
+        });
+        void ctx.response.start();
+        await ctx.response.end("whole");
+      });
+    });
+    const res = await fetch(url);
+    expect(res.headers.get("x-starting")).toBe("done");
+    expect(await res.text()).toBe("ab");
+    const ended = await fetch(`${url}/end`);
+    expect(ended.headers.get("x-starting")).toBe("done");
+    expect(await ended.text()).toBe("whole");
+  });
+
   it("answers HEAD on GET routes with headers and no body", async () => {
     const { url } = await serve((app) => app.mapGet("/", () => "Hello, World!"));
     const res = await fetch(url, { method: "HEAD" });

@@ -16,7 +16,7 @@ import {
 } from "../features/index.js";
 import type { HeaderDictionary } from "../http/headers.js";
 import type { Logger } from "../logging.js";
-import { connectionIdString, ServerExchange } from "../servers/exchange.js";
+import { connectionIdString, type ExchangeLimits, ServerExchange } from "../servers/exchange.js";
 import { RequestTrailers } from "../servers/request-trailers.js";
 import { isUpgradeRequest, upgradedStream } from "../servers/upgraded-stream.js";
 import type { NativeServerHandle } from "./binding.js";
@@ -28,6 +28,11 @@ import type { RequestRecord } from "./tape.js";
 export interface ExchangeOwner {
   readonly handle: NativeServerHandle;
   readonly logger: Logger;
+  /**
+   * What exchanges start from, one object for all: the core enforces the data rates,
+   * so the JS checks are off.
+   */
+  readonly exchangeLimits: ExchangeLimits;
   /** Whole responses without a custom reason phrase go out with the turn's batch. */
   readonly responses: ResponseBatch;
   /** The exchange is over: forget its id. */
@@ -64,7 +69,9 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
   readonly id: number;
   readonly request: NativeRequestFeature;
   #requestBody: NativeRequestBody | undefined;
-  protected readonly sendsTrailers = true;
+  protected get sendsTrailers(): boolean {
+    return true;
+  }
   readonly #owner: ExchangeOwner;
   readonly #record: RequestRecord;
   readonly #tls: ITlsConnectionFeature | undefined;
@@ -76,14 +83,8 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
   /** Set while start() sends the head as a 101 for upgrade(). */
   #upgrading = false;
 
-  constructor(
-    owner: ExchangeOwner,
-    id: number,
-    record: RequestRecord,
-    maxRequestBodySize: number | null,
-    tls: ITlsConnectionFeature | undefined,
-  ) {
-    super(owner.logger, { maxRequestBodySize, minRequestBodyDataRate: null, minResponseDataRate: null });
+  constructor(owner: ExchangeOwner, id: number, record: RequestRecord, tls: ITlsConnectionFeature | undefined) {
+    super(owner.logger, owner.exchangeLimits);
     this.#owner = owner;
     this.id = id;
     this.#record = record;

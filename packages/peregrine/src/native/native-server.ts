@@ -11,7 +11,7 @@ import { type EndpointOptions, validateEndpoints } from "../server/endpoints.js"
 import { type LimitsOptions, resolveLimits, resolveShutdownTimeout, type ServerLimits } from "../server/limits.js";
 import type { IHttpApplication, IServer } from "../server/server.js";
 import { type NativeTlsOptions, type TlsOptions, toNativeTlsOptions } from "../server/tls.js";
-import { connectionIdString } from "../servers/exchange.js";
+import { connectionIdString, type ExchangeLimits } from "../servers/exchange.js";
 import { loadNativeBinding, type NativeServerHandle } from "./binding.js";
 import { type ExchangeOwner, NativeExchange } from "./exchange.js";
 import { ExchangeTable } from "./exchange-table.js";
@@ -67,6 +67,7 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
   readonly logger: Logger;
   readonly #addresses: string[] = [];
   readonly #limits: ServerLimits;
+  readonly exchangeLimits: ExchangeLimits;
   readonly #shutdownTimeout: number;
   readonly #addServerHeader: boolean;
   readonly #exchanges = new ExchangeTable<NativeExchange>();
@@ -93,6 +94,11 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
     });
     this.#ended = { promise: ended, resolve: resolveEnded };
     this.#limits = resolveLimits(options.limits);
+    this.exchangeLimits = {
+      maxRequestBodySize: this.#limits.maxRequestBodySize,
+      minRequestBodyDataRate: null,
+      minResponseDataRate: null,
+    };
     this.#shutdownTimeout = resolveShutdownTimeout(options.shutdownTimeout);
     this.#addServerHeader = options.addServerHeader ?? true;
     this.#tls = options.tls === undefined ? undefined : toNativeTlsOptions(options.tls);
@@ -275,7 +281,7 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
   request(id: number, record: RequestRecord): void {
     const application = this.#application as IHttpApplication<unknown>;
     const tls = record.https ? this.#tlsConnections.get(record.connectionId) : undefined;
-    const exchange = new NativeExchange(this, id, record, this.#limits.maxRequestBodySize, tls);
+    const exchange = new NativeExchange(this, id, record, tls);
     this.#exchanges.set(exchange);
     dispatch(application, exchange, this.logger);
   }

@@ -27,6 +27,29 @@ const ABORTED = 3;
 
 type Callback = () => void | Promise<void>;
 
+/** The limits an exchange starts from; servers share one object among their exchanges. */
+export type ExchangeLimits = Pick<
+  ServerLimits,
+  "maxRequestBodySize" | "minRequestBodyDataRate" | "minResponseDataRate"
+>;
+
+/**
+ * What most exchanges never touch, in one object made on first use: as fields, every
+ * exchange initialized a dozen it seldom reads (bench/README.md).
+ */
+class SeldomState {
+  reasonPhrase: string | undefined = undefined;
+  trailers: HeaderDictionary | undefined = undefined;
+  onStarting: Callback[] | undefined = undefined;
+  onCompleted: Callback[] | undefined = undefined;
+  starting: Promise<void> | undefined = undefined;
+  drainWaiters: (() => void)[] | undefined = undefined;
+  controller: AbortController | undefined = undefined;
+  traceIdentifier: string | undefined = undefined;
+  /** Set once the app changes it; until then the limits' value holds. */
+  maxRequestBodySize: number | null | undefined = undefined;
+}
+
 /** What the exchange needs of a request body: whether reading began, and a way to fail it. */
 export interface ExchangeBody {
   readonly started: boolean;
@@ -65,31 +88,27 @@ export abstract class ServerExchange
   abstract readonly request: IHttpRequestFeature;
   abstract readonly requestBody: ExchangeBody;
   readonly #logger: Logger;
+  readonly #limits: ExchangeLimits;
   #state = NOT_STARTED;
   #statusCode = 200;
-  reasonPhrase: string | undefined;
-  #headers: HeaderDictionary | undefined;
-  #trailers: HeaderDictionary | undefined;
-  #onStarting: Callback[] | undefined;
-  #onCompleted: Callback[] | undefined;
-  #starting: Promise<void> | undefined;
-  #drainWaiters: (() => void)[] | undefined;
-  #controller: AbortController | undefined;
-  #traceIdentifier: string | undefined;
-  #maxRequestBodySize: number | null;
-  readonly minRequestBodyDataRate: MinDataRate | null;
-  readonly #minResponseDataRate: MinDataRate | null;
+  #headers: HeaderDictionary | undefined = undefined;
+  #seldom: SeldomState | undefined = undefined;
   #closed = false;
 
-  constructor(
-    logger: Logger,
-    limits: Pick<ServerLimits, "maxRequestBodySize" | "minRequestBodyDataRate" | "minResponseDataRate">,
-  ) {
+  constructor(logger: Logger, limits: ExchangeLimits) {
     super();
     this.#logger = logger;
-    this.#maxRequestBodySize = limits.maxRequestBodySize;
-    this.minRequestBodyDataRate = limits.minRequestBodyDataRate;
-    this.#minResponseDataRate = limits.minResponseDataRate;
+    this.#limits = limits;
+  }
+
+  #rare(): SeldomState {
+    this.#seldom ??= new SeldomState();
+    return this.#seldom;
+  }
+
+  /** limits.minRequestBodyDataRate, or null for no check. */
+  get minRequestBodyDataRate(): MinDataRate | null {
+    return this.#limits.minRequestBodyDataRate;
   }
 
   // ---- what subclasses provide ----
@@ -113,7 +132,7 @@ export abstract class ServerExchange
   /** The trace identifier, made when first asked for. */
   protected abstract makeTraceIdentifier(): string;
   /** Whether the transport can send response trailers (IHttpResponseTrailersFeature). */
-  protected abstract readonly sendsTrailers: boolean;
+  protected abstract get sendsTrailers(): boolean;
 
   protected override resolve<T>(key: FeatureKey<T>): T | undefined {
     switch (key as FeatureKey<unknown>) {
@@ -135,6 +154,13 @@ export abstract class ServerExchange
   }
 
   // ---- IHttpResponseFeature ----
+
+  get reasonPhrase(): string | undefined {
+    return this.#seldom?.reasonPhrase;
+  }
+  set reasonPhrase(value: string | undefined) {
+    if (value !== undefined || this.#seldom !== undefined) this.#rare().reasonPhrase = value;
+  }
 
   get statusCode(): number {
     return this.#statusCode;
@@ -166,11 +192,12 @@ export abstract class ServerExchange
 
   /** Response trailers, sent after a streamed body (HTTP/2, chunked HTTP/1.1). */
   get trailers(): HeaderDictionary {
-    this.#trailers ??= new HeaderDictionary();
-    return this.#trailers;
+    const seldom = this.#rare();
+    seldom.trailers ??= new HeaderDictionary();
+    return seldom.trailers;
   }
   set trailers(value: HeaderDictionary) {
-    this.#trailers = value;
+    this.#rare().trailers = value;
   }
 
   get hasStarted(): boolean {
@@ -184,11 +211,11 @@ export abstract class ServerExchange
         "onStarting cannot be registered after the response has started",
       );
     }
-    (this.#onStarting ??= []).push(callback);
+    (this.#rare().onStarting ??= []).push(callback);
   }
 
   onCompleted(callback: Callback): void {
-    (this.#onCompleted ??= []).push(callback);
+    (this.#rare().onCompleted ??= []).push(callback);
   }
 
   // ---- IHttpResponseBodyFeature ----
@@ -203,9 +230,10 @@ export abstract class ServerExchange
 
   start(): Promise<void> {
     if (this.#state !== NOT_STARTED) return RESOLVED;
-    if (this.#onStarting !== undefined) {
-      this.#starting ??= this.#runOnStarting().then(() => this.#head());
-      return this.#starting;
+    const seldom = this.#seldom;
+    if (seldom?.onStarting !== undefined || seldom?.starting !== undefined) {
+      seldom.starting ??= this.#runOnStarting().then(() => this.#head());
+      return seldom.starting;
     }
     this.#head();
     return RESOLVED;
@@ -228,7 +256,10 @@ export abstract class ServerExchange
   complete(chunk?: BodyChunk): Promise<void> {
     const state = this.#state;
     if (state === NOT_STARTED) {
-      if (this.#onStarting !== undefined) return this.#runOnStarting().then(() => this.#whole(chunk));
+      const seldom = this.#seldom;
+      // A start() under way sends the head once its callbacks finish; the body follows.
+      if (seldom?.starting !== undefined) return seldom.starting.then(() => this.complete(chunk));
+      if (seldom?.onStarting !== undefined) return this.#runOnStarting().then(() => this.#whole(chunk));
       this.#whole(chunk);
       return RESOLVED;
     }
@@ -265,9 +296,10 @@ export abstract class ServerExchange
     if (this.#state !== STARTED) return this.write(chunk);
     if (this.sendChunk(chunk)) return RESOLVED;
     const waiting = new Promise<void>((resolve) => {
-      (this.#drainWaiters ??= []).push(resolve);
+      (this.#rare().drainWaiters ??= []).push(resolve);
     });
-    return this.#minResponseDataRate === null ? waiting : this.#watchRate(waiting, this.#minResponseDataRate);
+    const rate = this.#limits.minResponseDataRate;
+    return rate === null ? waiting : this.#watchRate(waiting, rate);
   }
 
   /**
@@ -295,33 +327,37 @@ export abstract class ServerExchange
   #end(): void {
     if (this.#state !== STARTED) return;
     this.#state = COMPLETED;
-    const trailers = this.#trailers;
+    const trailers = this.#seldom?.trailers;
     this.sendEnd(trailers !== undefined && trailers.size > 0 ? trailers : undefined);
   }
 
   async #runOnStarting(): Promise<void> {
-    const callbacks = this.#onStarting;
-    this.#onStarting = undefined;
-    if (callbacks === undefined) return;
+    const seldom = this.#seldom;
+    const callbacks = seldom?.onStarting;
+    if (seldom === undefined || callbacks === undefined) return;
+    seldom.onStarting = undefined;
     // Last registered runs first, as in ASP.NET Core.
     for (let i = callbacks.length - 1; i >= 0; i--) await (callbacks[i] as Callback)();
   }
 
   /** The transport can take more: writers waiting on backpressure go on. */
   protected onDrain(): void {
-    const waiters = this.#drainWaiters;
-    this.#drainWaiters = undefined;
-    if (waiters !== undefined) for (const resolve of waiters) resolve();
+    const seldom = this.#seldom;
+    const waiters = seldom?.drainWaiters;
+    if (seldom === undefined || waiters === undefined) return;
+    seldom.drainWaiters = undefined;
+    for (const resolve of waiters) resolve();
   }
 
   // ---- IHttpRequestLifetimeFeature ----
 
   get signal(): AbortSignal {
-    if (this.#controller === undefined) {
-      this.#controller = new AbortController();
-      if (this.#state === ABORTED) this.#controller.abort(abortReason());
+    const seldom = this.#rare();
+    if (seldom.controller === undefined) {
+      seldom.controller = new AbortController();
+      if (this.#state === ABORTED) seldom.controller.abort(abortReason());
     }
-    return this.#controller.signal;
+    return seldom.controller.signal;
   }
 
   abort(): void {
@@ -335,7 +371,7 @@ export abstract class ServerExchange
     if (this.#state === ABORTED || this.#state === COMPLETED) return;
     this.#state = ABORTED;
     const reason = abortReason();
-    this.#controller?.abort(reason);
+    this.#seldom?.controller?.abort(reason);
     this.requestBody.fail(reason);
     this.onDrain();
   }
@@ -345,9 +381,10 @@ export abstract class ServerExchange
     if (this.#closed) return;
     this.#closed = true;
     this.onDrain();
-    const callbacks = this.#onCompleted;
-    if (callbacks === undefined) return;
-    this.#onCompleted = undefined;
+    const seldom = this.#seldom;
+    const callbacks = seldom?.onCompleted;
+    if (seldom === undefined || callbacks === undefined) return;
+    seldom.onCompleted = undefined;
     void runCompleted(callbacks, this.#logger);
   }
 
@@ -359,11 +396,12 @@ export abstract class ServerExchange
   // ---- IHttpRequestIdentifierFeature ----
 
   get traceIdentifier(): string {
-    this.#traceIdentifier ??= this.makeTraceIdentifier();
-    return this.#traceIdentifier;
+    const seldom = this.#rare();
+    seldom.traceIdentifier ??= this.makeTraceIdentifier();
+    return seldom.traceIdentifier;
   }
   set traceIdentifier(value: string) {
-    this.#traceIdentifier = value;
+    this.#rare().traceIdentifier = value;
   }
 
   // ---- IHttpMaxRequestBodySizeFeature ----
@@ -373,7 +411,8 @@ export abstract class ServerExchange
   }
 
   get maxRequestBodySize(): number | null {
-    return this.#maxRequestBodySize;
+    const set = this.#seldom?.maxRequestBodySize;
+    return set === undefined ? this.#limits.maxRequestBodySize : set;
   }
   set maxRequestBodySize(value: number | null) {
     if (this.isReadOnly) {
@@ -388,7 +427,7 @@ export abstract class ServerExchange
         `maxRequestBodySize ${value} is invalid: use a whole number of bytes >= 0, or null`,
       );
     }
-    this.#maxRequestBodySize = value;
+    this.#rare().maxRequestBodySize = value;
   }
 }
 

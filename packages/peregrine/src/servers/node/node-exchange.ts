@@ -143,7 +143,9 @@ export class NodeExchange extends ServerExchange implements IHttpResetFeature, I
   readonly requestBody: RequestBody;
   readonly req: NodeRequest;
   readonly res: NodeResponse;
-  protected readonly sendsTrailers = true;
+  protected get sendsTrailers(): boolean {
+    return true;
+  }
   readonly #owner: NodeExchangeOwner;
   readonly #connection: NodeConnection;
   readonly #requestNumber: number;

@@ -90,7 +90,9 @@ export class TestExchange extends ServerExchange {
   }
 
   /** fetch's Response has no trailers. */
-  protected readonly sendsTrailers = false;
+  protected get sendsTrailers(): boolean {
+    return false;
+  }
 
   protected connection(): IHttpConnectionFeature {
     const port = Number(this.#init.url.port) || (this.#init.url.protocol === "https:" ? 443 : 80);
