@@ -79,6 +79,11 @@ pub enum Event {
 /// form (the napi binding's tape) encodes each one as it is pushed, on the I/O thread
 /// that made it: the request's head is still in that thread's cache and is freed there,
 /// and the host's thread only swaps the queue out (bench/README.md).
+///
+/// `push` runs under the bridge's queue lock, so I/O threads pushing to one bridge
+/// take turns for as long as an encoding takes (tens of nanoseconds for a request).
+/// One host thread cannot take requests much faster than that anyway; with several
+/// (the `workers` option) each has a bridge of its own.
 pub trait EventQueue: Default + Send + 'static {
     fn push(&mut self, event: Event);
     /// The number of events queued.
