@@ -25,8 +25,13 @@ export class HttpContext {
   readonly features: IFeatureCollection;
   readonly request: HttpRequest;
   readonly response: HttpResponse;
-  /** @internal The request, response and response-body features, cached for the views. */
-  readonly core = new CoreFeatures();
+  // The three features every request reads, looked up again only when the collection
+  // changed (its revision moved). Fields here rather than an object of their own: one
+  // allocation per request fewer.
+  #revision = -1;
+  #request: IHttpRequestFeature | undefined = undefined;
+  #response: IHttpResponseFeature | undefined = undefined;
+  #body: IHttpResponseBodyFeature | undefined = undefined;
   #items: Map<unknown, unknown> | undefined;
   #connection: ConnectionInfo | undefined;
 
@@ -41,6 +46,37 @@ export class HttpContext {
     this.features = features;
     this.request = new HttpRequest(this);
     this.response = new HttpResponse(this);
+  }
+
+  #check(): void {
+    const revision = this.features.revision;
+    if (revision !== this.#revision) {
+      this.#revision = revision;
+      this.#request = undefined;
+      this.#response = undefined;
+      this.#body = undefined;
+    }
+  }
+
+  /** @internal The request feature, for the views. */
+  requestFeature(): IHttpRequestFeature {
+    this.#check();
+    this.#request ??= need(this.features, IHttpRequestFeature);
+    return this.#request;
+  }
+
+  /** @internal The response feature, for the views. */
+  responseFeature(): IHttpResponseFeature {
+    this.#check();
+    this.#response ??= need(this.features, IHttpResponseFeature);
+    return this.#response;
+  }
+
+  /** @internal The response-body feature, for the views. */
+  bodyFeature(): IHttpResponseBodyFeature {
+    this.#check();
+    this.#body ??= need(this.features, IHttpResponseBodyFeature);
+    return this.#body;
   }
 
   /** Per-request storage for middleware. */
@@ -87,46 +123,6 @@ function need<T>(features: IFeatureCollection, key: FeatureKey<T>): T {
   return feature;
 }
 
-/**
- * The three features every request reads, looked up again only when the collection
- * changed (its revision moved). One cache per context, rather than one object per
- * feature, saves three allocations per request.
- */
-class CoreFeatures {
-  #revision = -1;
-  #request: IHttpRequestFeature | undefined;
-  #response: IHttpResponseFeature | undefined;
-  #body: IHttpResponseBodyFeature | undefined;
-
-  #check(features: IFeatureCollection): void {
-    const revision = features.revision;
-    if (revision !== this.#revision) {
-      this.#revision = revision;
-      this.#request = undefined;
-      this.#response = undefined;
-      this.#body = undefined;
-    }
-  }
-
-  request(features: IFeatureCollection): IHttpRequestFeature {
-    this.#check(features);
-    this.#request ??= need(features, IHttpRequestFeature);
-    return this.#request;
-  }
-
-  response(features: IFeatureCollection): IHttpResponseFeature {
-    this.#check(features);
-    this.#response ??= need(features, IHttpResponseFeature);
-    return this.#response;
-  }
-
-  body(features: IFeatureCollection): IHttpResponseBodyFeature {
-    this.#check(features);
-    this.#body ??= need(features, IHttpResponseBodyFeature);
-    return this.#body;
-  }
-}
-
 export class HttpRequest {
   readonly #ctx: HttpContext;
   #query: URLSearchParams | undefined;
@@ -142,8 +138,7 @@ export class HttpRequest {
   // private getter through a runtime call wherever the access is not inlined
   // (Runtime_LoadPrivateGetter, about 1 % of the JS thread under load).
   #feature(): IHttpRequestFeature {
-    const ctx = this.#ctx;
-    return ctx.core.request(ctx.features);
+    return this.#ctx.requestFeature();
   }
 
   /** Values captured by the route template, e.g. `{ id: "42" }` for "/users/{id}". */
@@ -265,13 +260,11 @@ export class HttpResponse {
   }
 
   #feature(): IHttpResponseFeature {
-    const ctx = this.#ctx;
-    return ctx.core.response(ctx.features);
+    return this.#ctx.responseFeature();
   }
 
   #body(): IHttpResponseBodyFeature {
-    const ctx = this.#ctx;
-    return ctx.core.body(ctx.features);
+    return this.#ctx.bodyFeature();
   }
 
   get statusCode(): number {
