@@ -391,7 +391,7 @@ impl<Q: EventQueue> Bridge<Q> {
     }
 
     /// Takes every waiting event. Call it from the host thread after a wake, and give
-    /// the emptied Vec back with [`Bridge::recycle`].
+    /// the emptied queue back with [`Bridge::recycle`].
     pub fn drain(&self) -> Q {
         // Clear the flag first: an event pushed after this point wakes the host again
         // rather than being left in the queue unnoticed.

@@ -2,7 +2,7 @@
 //! packages/peregrine/src/native/tape.ts. The tape is the bridge's event queue
 //! ([`EventQueue`]): each event is encoded as the I/O thread pushes it, where the
 //! request's head is still in cache and is freed by the thread that allocated it, and
-//! the JS thread's `drain()` only copies the bytes out (bench/README.md).
+//! the JS thread's `drain()` only hands the bytes over (bench/README.md).
 //!
 //! Every record starts with `u8 kind, u32 exchange id, u32 payload length`, all
 //! little-endian, so the reader can skip a record without parsing it.
@@ -48,8 +48,9 @@ const FLAG_HTTPS: u8 = 2;
 
 /// The most room a new tape reserves at its first event: a few hundred requests'.
 const RESERVED_BYTES_MAX: usize = 128 * 1024;
-/// The least, so that a quiet server's batches do not start by growing.
-const RESERVED_BYTES_MIN: usize = 4 * 1024;
+/// The least: a couple of requests' worth. Batches of one event (a write-ready, a
+/// body chunk's record) are common, and each batch's bytes are a new allocation.
+const RESERVED_BYTES_MIN: usize = 512;
 /// The most body chunks' room a recycled tape keeps.
 const RECYCLED_CHUNKS_MAX: usize = 1024;
 

@@ -101,7 +101,7 @@ export abstract class ServerExchange
     this.#limits = limits;
   }
 
-  #rare(): SeldomState {
+  #seldomState(): SeldomState {
     this.#seldom ??= new SeldomState();
     return this.#seldom;
   }
@@ -159,7 +159,7 @@ export abstract class ServerExchange
     return this.#seldom?.reasonPhrase;
   }
   set reasonPhrase(value: string | undefined) {
-    if (value !== undefined || this.#seldom !== undefined) this.#rare().reasonPhrase = value;
+    if (value !== undefined || this.#seldom !== undefined) this.#seldomState().reasonPhrase = value;
   }
 
   get statusCode(): number {
@@ -192,12 +192,12 @@ export abstract class ServerExchange
 
   /** Response trailers, sent after a streamed body (HTTP/2, chunked HTTP/1.1). */
   get trailers(): HeaderDictionary {
-    const seldom = this.#rare();
+    const seldom = this.#seldomState();
     seldom.trailers ??= new HeaderDictionary();
     return seldom.trailers;
   }
   set trailers(value: HeaderDictionary) {
-    this.#rare().trailers = value;
+    this.#seldomState().trailers = value;
   }
 
   get hasStarted(): boolean {
@@ -211,11 +211,11 @@ export abstract class ServerExchange
         "onStarting cannot be registered after the response has started",
       );
     }
-    (this.#rare().onStarting ??= []).push(callback);
+    (this.#seldomState().onStarting ??= []).push(callback);
   }
 
   onCompleted(callback: Callback): void {
-    (this.#rare().onCompleted ??= []).push(callback);
+    (this.#seldomState().onCompleted ??= []).push(callback);
   }
 
   // ---- IHttpResponseBodyFeature ----
@@ -296,7 +296,7 @@ export abstract class ServerExchange
     if (this.#state !== STARTED) return this.write(chunk);
     if (this.sendChunk(chunk)) return RESOLVED;
     const waiting = new Promise<void>((resolve) => {
-      (this.#rare().drainWaiters ??= []).push(resolve);
+      (this.#seldomState().drainWaiters ??= []).push(resolve);
     });
     const rate = this.#limits.minResponseDataRate;
     return rate === null ? waiting : this.#watchRate(waiting, rate);
@@ -352,7 +352,7 @@ export abstract class ServerExchange
   // ---- IHttpRequestLifetimeFeature ----
 
   get signal(): AbortSignal {
-    const seldom = this.#rare();
+    const seldom = this.#seldomState();
     if (seldom.controller === undefined) {
       seldom.controller = new AbortController();
       if (this.#state === ABORTED) seldom.controller.abort(abortReason());
@@ -396,12 +396,12 @@ export abstract class ServerExchange
   // ---- IHttpRequestIdentifierFeature ----
 
   get traceIdentifier(): string {
-    const seldom = this.#rare();
+    const seldom = this.#seldomState();
     seldom.traceIdentifier ??= this.makeTraceIdentifier();
     return seldom.traceIdentifier;
   }
   set traceIdentifier(value: string) {
-    this.#rare().traceIdentifier = value;
+    this.#seldomState().traceIdentifier = value;
   }
 
   // ---- IHttpMaxRequestBodySizeFeature ----
@@ -427,7 +427,7 @@ export abstract class ServerExchange
         `maxRequestBodySize ${value} is invalid: use a whole number of bytes >= 0, or null`,
       );
     }
-    this.#rare().maxRequestBodySize = value;
+    this.#seldomState().maxRequestBodySize = value;
   }
 }
 
