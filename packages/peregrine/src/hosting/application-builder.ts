@@ -1,6 +1,7 @@
 import { ErrorCodes, PeregrineError } from "../errors.js";
 import { isPromiseLike } from "../http/body.js";
 import type { HttpContext } from "../http/context.js";
+import { DONE } from "../http/done.js";
 import { type ForwardedHeadersOptions, forwardedHeaders } from "../middleware/forwarded-headers.js";
 import { type EndpointHandler, Router } from "../routing/router.js";
 
@@ -12,8 +13,6 @@ export type RequestDelegate = (ctx: HttpContext) => void | Promise<void>;
  * resolves when it is done; not calling it short-circuits the pipeline.
  */
 export type Middleware = (ctx: HttpContext, next: () => Promise<void>) => void | Promise<void>;
-
-const RESOLVED: Promise<void> = Promise.resolve();
 
 /**
  * Builds a request pipeline from middleware and endpoints (ASP.NET Core's
@@ -156,7 +155,7 @@ export class ApplicationBuilder {
 function invoke(delegate: RequestDelegate, ctx: HttpContext): Promise<void> {
   try {
     const result = delegate(ctx);
-    return isPromiseLike(result) ? (result as Promise<void>) : RESOLVED;
+    return isPromiseLike(result) ? (result as Promise<void>) : DONE;
   } catch (error) {
     return Promise.reject(error);
   }

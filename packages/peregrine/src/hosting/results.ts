@@ -1,6 +1,7 @@
 import { type BodyChunk, IHttpResponseBodyFeature } from "../features/index.js";
 import { isAsyncIterable, isPromiseLike } from "../http/body.js";
 import type { HttpContext } from "../http/context.js";
+import { DONE } from "../http/done.js";
 
 /** A result that writes itself, for handlers that want full control (ASP.NET's IResult). */
 export interface HttpResult {
@@ -58,5 +59,7 @@ export function writeResult(ctx: HttpContext, value: unknown): void | Promise<vo
     setDefaultContentType(ctx, "application/json");
     body = JSON.stringify(value);
   }
-  return ctx.response.end(body);
+  const ended = ctx.response.end(body);
+  // Most responses are sent at once: no promise to chain, and no microtask to wait for.
+  return ended === DONE ? undefined : ended;
 }

@@ -12,13 +12,12 @@ import {
   IHttpResponseFeature,
   IHttpResponseTrailersFeature,
 } from "../features/index.js";
+import { DONE } from "../http/done.js";
 import { HeaderDictionary } from "../http/headers.js";
 import { validateStatus } from "../http/status.js";
 import type { Logger } from "../logging.js";
 import type { MinDataRate, ServerLimits } from "../server/limits.js";
 import type { RequestBodyOwner } from "./request-body.js";
-
-const RESOLVED: Promise<void> = Promise.resolve();
 
 const NOT_STARTED = 0;
 const STARTED = 1;
@@ -229,28 +228,28 @@ export abstract class ServerExchange
   }
 
   start(): Promise<void> {
-    if (this.#state !== NOT_STARTED) return RESOLVED;
+    if (this.#state !== NOT_STARTED) return DONE;
     const seldom = this.#seldom;
     if (seldom?.onStarting !== undefined || seldom?.starting !== undefined) {
       seldom.starting ??= this.#runOnStarting().then(() => this.#head());
       return seldom.starting;
     }
     this.#head();
-    return RESOLVED;
+    return DONE;
   }
 
   write(chunk: BodyChunk): Promise<void> {
     const state = this.#state;
     if (state === STARTED) return this.#write(chunk);
     if (state === NOT_STARTED) return this.start().then(() => this.#write(chunk));
-    if (state === ABORTED) return RESOLVED;
+    if (state === ABORTED) return DONE;
     return Promise.reject(
       new PeregrineError(ErrorCodes.RESPONSE_STARTED, "the response has completed; nothing more can be written"),
     );
   }
 
   flush(): Promise<void> {
-    return this.#state === NOT_STARTED ? this.start() : RESOLVED;
+    return this.#state === NOT_STARTED ? this.start() : DONE;
   }
 
   complete(chunk?: BodyChunk): Promise<void> {
@@ -261,16 +260,16 @@ export abstract class ServerExchange
       if (seldom?.starting !== undefined) return seldom.starting.then(() => this.complete(chunk));
       if (seldom?.onStarting !== undefined) return this.#runOnStarting().then(() => this.#whole(chunk));
       this.#whole(chunk);
-      return RESOLVED;
+      return DONE;
     }
     if (state === STARTED) {
       if (chunk === undefined) {
         this.#end();
-        return RESOLVED;
+        return DONE;
       }
       return this.#write(chunk).then(() => this.#end());
     }
-    return RESOLVED;
+    return DONE;
   }
 
   #head(): void {
@@ -294,7 +293,7 @@ export abstract class ServerExchange
 
   #write(chunk: BodyChunk): Promise<void> {
     if (this.#state !== STARTED) return this.write(chunk);
-    if (this.sendChunk(chunk)) return RESOLVED;
+    if (this.sendChunk(chunk)) return DONE;
     const waiting = new Promise<void>((resolve) => {
       (this.#seldomState().drainWaiters ??= []).push(resolve);
     });
