@@ -304,6 +304,20 @@ describe("middleware and routing", () => {
     expect(await ended.text()).toBe("whole");
   });
 
+  it("answers 500 when an onStarting callback fails as the response starts", async () => {
+    const { url } = await serve((app) => {
+      app.mapGet("/", async (ctx) => {
+        ctx.response.onStarting(() => {
+          throw new Error("onStarting failed");
+        });
+        await ctx.response.write("never sent");
+      });
+    });
+    const res = await fetch(url);
+    expect(res.status).toBe(500);
+    expect(await res.text()).toBe("");
+  });
+
   it("answers HEAD on GET routes with headers and no body", async () => {
     const { url } = await serve((app) => app.mapGet("/", () => "Hello, World!"));
     const res = await fetch(url, { method: "HEAD" });

@@ -230,9 +230,17 @@ export abstract class ServerExchange
   start(): Promise<void> {
     if (this.#state !== NOT_STARTED) return DONE;
     const seldom = this.#seldom;
-    if (seldom?.onStarting !== undefined || seldom?.starting !== undefined) {
-      seldom.starting ??= this.#runOnStarting().then(() => this.#head());
-      return seldom.starting;
+    if (seldom?.starting !== undefined) return seldom.starting;
+    if (seldom?.onStarting !== undefined) {
+      const starting = this.#runOnStarting().then(() => this.#head());
+      seldom.starting = starting;
+      // Only while it runs: once settled, the state alone decides, so that after a
+      // failed start the app's error handling can still answer (a 500, whole).
+      const settled = () => {
+        if (seldom.starting === starting) seldom.starting = undefined;
+      };
+      starting.then(settled, settled);
+      return starting;
     }
     this.#head();
     return DONE;
