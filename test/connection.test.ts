@@ -170,6 +170,52 @@ describe("HTTP/1.1 connections", () => {
     expect(readError).toBeDefined();
   });
 
+  it("fires ctx.signal and fails the body read for every client that aborts mid-body, however quickly", async () => {
+    // The core can end an exchange a moment before the app hears of it; an app that
+    // answered in that moment once ended the exchange first, and its signal never fired.
+    type Outcome = { reason?: unknown; readError?: unknown };
+    let current: { outcome: Outcome; settled: () => void } | undefined;
+    const { port } = await serve((app) => {
+      app.mapPost("/upload", async (ctx) => {
+        const watch = current as NonNullable<typeof current>;
+        const signalled = new Promise<void>((resolve) => {
+          if (ctx.signal.aborted) resolve();
+          else ctx.signal.addEventListener("abort", () => resolve());
+        }).then(() => {
+          watch.outcome.reason = ctx.signal.reason;
+        });
+        try {
+          for await (const _ of ctx.request.body) {
+            // keep reading until the client goes away
+          }
+        } catch (error) {
+          watch.outcome.readError = error;
+        }
+        void signalled.then(watch.settled);
+        return "never sent";
+      });
+    });
+    const missed: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      const outcome: Outcome = {};
+      const settled = new Promise<void>((resolve) => {
+        current = { outcome, settled: resolve };
+      });
+      const client = await RawClient.connect(port);
+      client.write("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+      client.write(Buffer.alloc(1000, 97));
+      if (i % 2 === 1) await new Promise((r) => setTimeout(r, i % 5));
+      client.close();
+      const done = await Promise.race([
+        settled.then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 2000)),
+      ]);
+      if (!done || outcome.readError === undefined) missed.push(`#${i}: ${JSON.stringify(outcome)}`);
+      else expect((outcome.reason as { code?: string }).code).toBe("PEREGRINE_REQUEST_ABORTED");
+    }
+    expect(missed).toEqual([]);
+  });
+
   it("sends 100 Continue once the handler reads the body", async () => {
     const { port } = await serve((app) => app.mapPost("/echo", (ctx) => ctx.request.body));
     const client = await connect(port);

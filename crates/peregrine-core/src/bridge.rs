@@ -330,6 +330,20 @@ impl<Q: EventQueue> Bridge<Q> {
     }
 
     /// Queues an event for the host and makes sure a wake-up follows.
+    fn push(&self, event: Event) {
+        self.queue(|events| events.push(event));
+    }
+
+    /// Queues two events that the host must see in one batch: between batches it
+    /// runs the app, which could otherwise act on the first without the second.
+    fn push_together(&self, first: Event, second: Event) {
+        self.queue(|events| {
+            events.push(first);
+            events.push(second);
+        });
+    }
+
+    /// Adds to the queue under its lock, then makes sure a wake-up follows.
     ///
     /// Waking the host for the first event of a batch made it preempt the I/O thread
     /// on a busy core after every few requests (two context switches each). So on an
@@ -337,10 +351,10 @@ impl<Q: EventQueue> Bridge<Q> {
     /// yielded task again only after the worker has polled the other ready tasks, that
     /// is after this pass over ready connections. Off the runtime (the host's own
     /// thread) and, with more than one core, for large batches the host is woken at once.
-    fn push(&self, event: Event) {
+    fn queue(&self, add: impl FnOnce(&mut Q)) {
         let queued = {
             let mut events = lock(&self.events);
-            events.push(event);
+            add(&mut events);
             events.len()
         };
         if self.wake_pending.load(Ordering::Acquire) {
@@ -756,12 +770,16 @@ impl<Q: EventQueue> Bridge<Q> {
                     // error means the body broke off.
                     let broken =
                         !matches!(error.code, ErrorCode::BodyTooLarge | ErrorCode::BodyTooSlow);
-                    self.push(Event::BodyError { id, error });
                     if broken {
                         // The body broke off: the client is gone or its framing is bad.
                         // Either way the exchange cannot finish, so end it as aborted.
+                        // The app hears both at once: told of the error alone, it could
+                        // answer and end the exchange before the abort came, and its
+                        // signal would never fire.
                         self.abort(id);
-                        self.push(Event::Aborted { id });
+                        self.push_together(Event::BodyError { id, error }, Event::Aborted { id });
+                    } else {
+                        self.push(Event::BodyError { id, error });
                     }
                     return;
                 }

@@ -24,6 +24,9 @@ import { NativeRequestBody, NativeRequestFeature } from "./request-feature.js";
 import type { ResponseBatch } from "./response-batch.js";
 import type { RequestRecord } from "./tape.js";
 
+/** The core's code for a request it has already ended; internal (docs/errors.md). */
+const UNKNOWN_EXCHANGE = "PEREGRINE_UNKNOWN_EXCHANGE";
+
 /** What an exchange needs from the server that owns it. */
 export interface ExchangeOwner {
   readonly handle: NativeServerHandle;
@@ -125,7 +128,16 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
 
   /** The body asks the core for its next chunk. */
   readBody(): void {
-    this.#owner.handle.readBody(this.id);
+    try {
+      this.#owner.handle.readBody(this.id);
+    } catch (error) {
+      const native = fromNativeError(error);
+      if (!(native instanceof PeregrineError) || native.code !== UNKNOWN_EXCHANGE) throw native;
+      // The core ended the exchange (the client went away) and its aborted event is on
+      // the way. The client is gone now: waiting for the event would let the app answer
+      // first, the exchange would end, and the event would find nothing to fire.
+      this.clientGone();
+    }
   }
 
   #packedHeaders(): string {

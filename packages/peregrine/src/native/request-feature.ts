@@ -104,6 +104,8 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
     if (this.#error !== undefined) return Promise.reject(this.#error);
     if (this.#ended) return Promise.resolve({ value: undefined, done: true });
     this.#pull();
+    // Asking the core can fail at once (the exchange is over there).
+    if (this.#error !== undefined) return Promise.reject(this.#error);
     return new Promise((resolve, reject) => {
       this.#waiter = { resolve, reject };
     });
