@@ -160,16 +160,18 @@ pub struct WholeResponse {
     pub body: ResponseBody,
 }
 
-/// A response as the host gave it.
+/// A response as the host gave it. A built one is boxed: it is the rare kind (streamed
+/// heads, upgrades, aborts), and unboxed it made every answer, whole ones too, as large
+/// as an `http::Response`, copied into the answer's channel each time.
 enum Reply {
-    Built(Response),
+    Built(Box<Response>),
     Whole(WholeResponse),
 }
 
 impl Reply {
     fn into_response(self) -> Response {
         match self {
-            Reply::Built(response) => response,
+            Reply::Built(response) => *response,
             Reply::Whole(whole) => {
                 let mut response = http::Response::new(whole.body);
                 *response.status_mut() = whole.status;
@@ -193,13 +195,30 @@ struct Answer {
 impl Answer {
     fn outcome(outcome: Result<Response, Abort>) -> Answer {
         Answer {
-            outcome: outcome.map(Reply::Built),
+            outcome: outcome.map(|response| Reply::Built(Box::new(response))),
             unread: None,
         }
     }
 }
 
 type Responder = oneshot::Sender<Answer>;
+
+/// Answers an exchange taken from the map (its responder still there): the unread
+/// request body goes along, to be dropped on the I/O thread.
+fn deliver(mut exchange: Exchange, reply: Reply) {
+    let Some(responder) = exchange.responder.take() else {
+        return;
+    };
+    let unread = match std::mem::replace(&mut exchange.body, BodyState::Gone) {
+        BodyState::Idle(body) => Some(body),
+        _ => None,
+    };
+    // If the client left meanwhile, the answer is dropped here, outside any lock.
+    let _ = responder.send(Answer {
+        outcome: Ok(reply),
+        unread,
+    });
+}
 
 struct Exchange {
     responder: Option<Responder>,
@@ -452,11 +471,19 @@ impl<Q: EventQueue> Bridge<Q> {
     /// [`Bridge::remove`] under a lock the caller holds.
     fn remove_from(&self, map: &mut ExchangeMap, id: ExchangeId) -> Option<Exchange> {
         let exchange = map.remove(&id);
-        self.in_flight.store(map.len(), Ordering::Relaxed);
-        if map.is_empty() && exchange.is_some() {
-            self.idle.notify_waiters();
+        if exchange.is_some() {
+            self.removed(map);
         }
         exchange
+    }
+
+    /// Counts the exchanges left after removals, under the map's lock, and wakes
+    /// whoever waits for none to be left.
+    fn removed(&self, map: &ExchangeMap) {
+        self.in_flight.store(map.len(), Ordering::Relaxed);
+        if map.is_empty() {
+            self.idle.notify_waiters();
+        }
     }
 
     /// Waits until no exchange is in flight, or `timeout` has passed; then aborts
@@ -493,7 +520,7 @@ impl<Q: EventQueue> Bridge<Q> {
     /// Sends a whole response in one step and ends the exchange, under one lock of the
     /// exchange map.
     pub fn respond(&self, id: ExchangeId, response: Response) -> Result<(), Error> {
-        self.answer(id, Reply::Built(response))
+        self.answer(id, Reply::Built(Box::new(response)))
     }
 
     /// [`Bridge::respond`] for a response whose header map is made on the I/O thread
@@ -503,30 +530,25 @@ impl<Q: EventQueue> Bridge<Q> {
     }
 
     fn answer(&self, id: ExchangeId, reply: Reply) -> Result<(), Error> {
-        let mut exchange = {
+        let exchange = {
             let mut map = lock(&self.exchanges);
-            match map.get(&id) {
-                None => return Err(unknown(id)),
-                Some(exchange) if exchange.responder.is_none() => return Err(already_started(id)),
-                Some(_) => {}
-            }
-            self.remove_from(&mut map, id).ok_or_else(|| unknown(id))?
+            let exchange = Self::take_unanswered(&mut map, id)?;
+            self.removed(&map);
+            exchange
         };
-        let responder = exchange
-            .responder
-            .take()
-            .ok_or_else(|| already_started(id))?;
-        let unread = match std::mem::replace(&mut exchange.body, BodyState::Gone) {
-            BodyState::Idle(body) => Some(body),
-            _ => None,
-        };
-        // If the client left meanwhile, the answer is dropped here, outside any lock.
-        let _ = responder.send(Answer {
-            outcome: Ok(reply),
-            unread,
-        });
-        drop(exchange);
+        deliver(exchange, reply);
         Ok(())
+    }
+
+    /// Removes an exchange that has not started its response, to answer it; one that
+    /// has stays where it is.
+    fn take_unanswered(map: &mut ExchangeMap, id: ExchangeId) -> Result<Exchange, Error> {
+        let exchange = map.remove(&id).ok_or_else(|| unknown(id))?;
+        if exchange.responder.is_none() {
+            map.insert(id, exchange);
+            return Err(already_started(id));
+        }
+        Ok(exchange)
     }
 
     /// Sends the response head; the body follows through [`Bridge::write`] and
