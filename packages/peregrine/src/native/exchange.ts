@@ -16,7 +16,7 @@ import {
 } from "../features/index.js";
 import type { HeaderDictionary } from "../http/headers.js";
 import type { Logger } from "../logging.js";
-import { connectionIdString, type ExchangeLimits, ServerExchange } from "../servers/exchange.js";
+import { abortReason, connectionIdString, type ExchangeLimits, ServerExchange } from "../servers/exchange.js";
 import { RequestTrailers } from "../servers/request-trailers.js";
 import { isUpgradeRequest, upgradedStream } from "../servers/upgraded-stream.js";
 import type { NativeServerHandle } from "./binding.js";
@@ -131,13 +131,21 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
     try {
       this.#owner.handle.readBody(this.id);
     } catch (error) {
-      const native = fromNativeError(error);
-      if (!(native instanceof PeregrineError) || native.code !== UNKNOWN_EXCHANGE) throw native;
-      // The core ended the exchange (the client went away) and its aborted event is on
-      // the way. The client is gone now: waiting for the event would let the app answer
-      // first, the exchange would end, and the event would find nothing to fire.
-      this.clientGone();
+      this.#refused(error);
     }
+  }
+
+  /**
+   * A call into the core for this exchange threw. The core may have ended the exchange
+   * a moment ago, when the client went away, with the aborted event still on its way.
+   * That is the abort, now: waiting for the event would let the app answer first, the
+   * exchange would end, and the event would find nothing to fire. Any other error goes
+   * to the app, with its code.
+   */
+  #refused(error: unknown): void {
+    const native = fromNativeError(error);
+    if (!(native instanceof PeregrineError) || native.code !== UNKNOWN_EXCHANGE) throw native;
+    this.clientGone();
   }
 
   #packedHeaders(): string {
@@ -145,12 +153,16 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
   }
 
   protected sendHead(): void {
-    if (this.#upgrading) {
-      if (!this.headers.has("upgrade")) this.headers.set("upgrade", this.request.headers.get("upgrade") ?? "");
-      this.#owner.handle.upgrade(this.id, this.headers.pack());
-      return;
+    try {
+      if (this.#upgrading) {
+        if (!this.headers.has("upgrade")) this.headers.set("upgrade", this.request.headers.get("upgrade") ?? "");
+        this.#owner.handle.upgrade(this.id, this.headers.pack());
+        return;
+      }
+      this.#owner.handle.startResponse(this.id, this.statusCode, this.#packedHeaders(), this.reasonPhrase);
+    } catch (error) {
+      this.#refused(error);
     }
-    this.#owner.handle.startResponse(this.id, this.statusCode, this.#packedHeaders(), this.reasonPhrase);
   }
 
   protected sendWhole(chunk: BodyChunk | undefined): void {
@@ -158,7 +170,13 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
     // still reach the app's error handling; header names and values are checked here.
     if (this.reasonPhrase === undefined)
       this.#owner.responses.add(this.id, this.statusCode, this.hasHeaders ? this.headers : undefined, chunk);
-    else this.#owner.handle.respond(this.id, this.statusCode, this.#packedHeaders(), chunk, this.reasonPhrase);
+    else {
+      try {
+        this.#owner.handle.respond(this.id, this.statusCode, this.#packedHeaders(), chunk, this.reasonPhrase);
+      } catch (error) {
+        this.#refused(error);
+      }
+    }
     this.#close();
   }
 
@@ -192,7 +210,11 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
   }
 
   protected sendEnd(trailers: HeaderDictionary | undefined): void {
-    this.#owner.handle.finish(this.id, trailers === undefined ? "" : trailers.pack());
+    try {
+      this.#owner.handle.finish(this.id, trailers === undefined ? "" : trailers.pack());
+    } catch (error) {
+      this.#refused(error);
+    }
     this.#close();
   }
 
@@ -268,6 +290,8 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
     } finally {
       this.#upgrading = false;
     }
+    // The client left before the 101 went out.
+    if (this.isAborted) throw abortReason();
     this.requestBody.reopenForUpgrade();
     return upgradedStream(this.requestBody, {
       write: (chunk) => this.write(chunk),
@@ -297,6 +321,10 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
   }
   override set maxRequestBodySize(value: number | null) {
     super.maxRequestBodySize = value;
-    this.#owner.handle.setMaxRequestBodySize(this.id, value ?? -1);
+    try {
+      this.#owner.handle.setMaxRequestBodySize(this.id, value ?? -1);
+    } catch (error) {
+      this.#refused(error);
+    }
   }
 }

@@ -284,7 +284,8 @@ export abstract class ServerExchange
     if (this.#state !== NOT_STARTED) return;
     this.sendHead();
     this.#headers?.lock();
-    this.#state = STARTED;
+    // Sending can find the client gone (the state is then ABORTED).
+    if (this.#state === NOT_STARTED) this.#state = STARTED;
   }
 
   #whole(chunk: BodyChunk | undefined): void {
@@ -295,7 +296,7 @@ export abstract class ServerExchange
     // The state changes only once the transport took the response: if sending throws
     // (an invalid header, say), the app's error handler can still answer or abort.
     this.sendWhole(chunk);
-    this.#state = COMPLETED;
+    if (this.#state === NOT_STARTED) this.#state = COMPLETED;
     this.#headers?.lock();
   }
 
