@@ -161,8 +161,8 @@ pub struct WholeResponse {
 }
 
 /// A response as the host gave it. A built one is boxed: it is the rare kind (streamed
-/// heads, upgrades, aborts), and unboxed it made every answer, whole ones too, as large
-/// as an `http::Response`, copied into the answer's channel each time.
+/// heads, upgrades, reason phrases), and unboxed it made every answer, whole ones too,
+/// as large as an `http::Response`, copied into the answer's channel each time.
 enum Reply {
     Built(Box<Response>),
     Whole(WholeResponse),

@@ -147,7 +147,7 @@ export class BadHttpRequestError extends PeregrineError {
 
 /** The native core reports errors as "CODE: message"; this restores `code`. */
 export function fromNativeError(error: unknown): unknown {
-  if (!(error instanceof Error)) return error;
+  if (!(error instanceof Error) || error instanceof PeregrineError) return error;
   const match = /^(PEREGRINE_[A-Z_]+): ([\s\S]*)$/.exec(error.message);
   if (!match) return error;
   return new PeregrineError(match[1] as string, match[2] as string, { cause: error });
