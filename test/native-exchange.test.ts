@@ -10,30 +10,11 @@ import type { NativeServerHandle } from "../packages/peregrine/src/native/bindin
 import { type ExchangeOwner, NativeExchange } from "../packages/peregrine/src/native/exchange.js";
 import { ResponseBatch } from "../packages/peregrine/src/native/response-batch.js";
 import { RequestRecord } from "../packages/peregrine/src/native/tape.js";
+import { requestHead, viewOf } from "./support/tape.js";
 
-/** A request record as the binding's tape encodes it (crates/peregrine-node/src/tape.rs). */
 function record(method: string, target: string, bodyEmpty: boolean): RequestRecord {
-  const tape = Buffer.alloc(256);
-  let at = 0;
-  tape[at++] = 11; // HTTP/1.1
-  tape[at++] = bodyEmpty ? 1 : 0;
-  at = tape.writeDoubleLE(1, at); // connection id
-  at = tape.writeDoubleLE(bodyEmpty ? -1 : 10, at); // content length
-  at = tape.writeUInt32LE(0, at); // stream id
-  for (const port of [50000, 5000]) {
-    tape[at] = 4;
-    tape.set([127, 0, 0, 1], at + 1);
-    tape.writeUInt16LE(port, at + 17);
-    at += 19;
-  }
-  at = tape.writeUInt16LE(method.length, at);
-  at += tape.write(method, at, "latin1");
-  at = tape.writeUInt32LE(target.length, at);
-  at += tape.write(target, at, "latin1");
-  at = tape.writeUInt16LE(1, at);
-  at += tape.write("x", at, "latin1");
-  tape.writeUInt16LE(0, at); // no header fields
-  return new RequestRecord(tape, new DataView(tape.buffer, tape.byteOffset, tape.byteLength), 0);
+  const head = requestHead(target, { method, bodyEmpty });
+  return new RequestRecord(head, viewOf(head), 0);
 }
 
 const gone = () => new Error("PEREGRINE_UNKNOWN_EXCHANGE: request 7 is finished or was aborted");

@@ -5,27 +5,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type RequestRecord, readTape, type TapeSink } from "../../packages/peregrine/src/native/tape.js";
+import { requestHead } from "../support/tape.js";
 
 const RUNS = { seed: 0x5eed, numRuns: 300 };
 
 /** A request record as crates/peregrine-node/src/tape.rs writes it (no headers). */
 function requestRecord(id: number, target: string): Buffer {
-  const method = Buffer.from("GET", "latin1");
-  const targetBytes = Buffer.from(target, "latin1");
-  const body = Buffer.alloc(22 + 38 + 2 + method.length + 4 + targetBytes.length + 2 + 2);
-  let at = 0;
-  body[at++] = 11; // HTTP/1.1
-  body[at++] = 1; // body empty
-  at = body.writeDoubleLE(id * 3, at); // connection id
-  at = body.writeDoubleLE(-1, at); // no content length
-  at = body.writeUInt32LE(0, at); // no stream id
-  at += 38; // two addresses, zeroed: unix socket peers
-  at = body.writeUInt16LE(method.length, at);
-  at += method.copy(body, at);
-  at = body.writeUInt32LE(targetBytes.length, at);
-  at += targetBytes.copy(body, at);
-  at = body.writeUInt16LE(0, at); // authority
-  body.writeUInt16LE(0, at); // header count
+  const body = requestHead(target, { connectionId: id * 3 });
   const head = Buffer.alloc(9);
   head[0] = 1;
   head.writeUInt32LE(id, 1);
