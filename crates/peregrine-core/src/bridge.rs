@@ -203,12 +203,9 @@ impl Answer {
 
 type Responder = oneshot::Sender<Answer>;
 
-/// Answers an exchange taken from the map (its responder still there): the unread
-/// request body goes along, to be dropped on the I/O thread.
-fn deliver(mut exchange: Exchange, reply: Reply) {
-    let Some(responder) = exchange.responder.take() else {
-        return;
-    };
+/// Answers an exchange taken from the map: the unread request body goes along, to be
+/// dropped on the I/O thread.
+fn deliver(responder: Responder, mut exchange: Exchange, reply: Reply) {
     let unread = match std::mem::replace(&mut exchange.body, BodyState::Gone) {
         BodyState::Idle(body) => Some(body),
         _ => None,
@@ -530,25 +527,30 @@ impl<Q: EventQueue> Bridge<Q> {
     }
 
     fn answer(&self, id: ExchangeId, reply: Reply) -> Result<(), Error> {
-        let exchange = {
+        let (responder, exchange) = {
             let mut map = lock(&self.exchanges);
-            let exchange = Self::take_unanswered(&mut map, id)?;
+            let taken = Self::take_unanswered(&mut map, id)?;
             self.removed(&map);
-            exchange
+            taken
         };
-        deliver(exchange, reply);
+        deliver(responder, exchange, reply);
         Ok(())
     }
 
     /// Removes an exchange that has not started its response, to answer it; one that
     /// has stays where it is.
-    fn take_unanswered(map: &mut ExchangeMap, id: ExchangeId) -> Result<Exchange, Error> {
-        let exchange = map.remove(&id).ok_or_else(|| unknown(id))?;
-        if exchange.responder.is_none() {
-            map.insert(id, exchange);
-            return Err(already_started(id));
+    fn take_unanswered(
+        map: &mut ExchangeMap,
+        id: ExchangeId,
+    ) -> Result<(Responder, Exchange), Error> {
+        let mut exchange = map.remove(&id).ok_or_else(|| unknown(id))?;
+        match exchange.responder.take() {
+            Some(responder) => Ok((responder, exchange)),
+            None => {
+                map.insert(id, exchange);
+                Err(already_started(id))
+            }
         }
-        Ok(exchange)
     }
 
     /// Sends the response head; the body follows through [`Bridge::write`] and

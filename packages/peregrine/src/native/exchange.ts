@@ -166,16 +166,15 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
   }
 
   protected sendWhole(chunk: BodyChunk | undefined): void {
-    // A reason phrase is checked by the core, so it goes alone, where a refusal can
-    // still reach the app's error handling; header names and values are checked here.
-    if (this.reasonPhrase === undefined)
-      this.#owner.responses.add(this.id, this.statusCode, this.hasHeaders ? this.headers : undefined, chunk);
-    else {
-      try {
-        this.#owner.handle.respond(this.id, this.statusCode, this.#packedHeaders(), chunk, this.reasonPhrase);
-      } catch (error) {
-        this.#refused(error);
-      }
+    const reasonPhrase = this.reasonPhrase;
+    try {
+      // A reason phrase is checked by the core, so it goes alone, where a refusal can
+      // still reach the app's error handling; header names and values are checked here.
+      if (reasonPhrase === undefined)
+        this.#owner.responses.add(this.id, this.statusCode, this.hasHeaders ? this.headers : undefined, chunk);
+      else this.#owner.handle.respond(this.id, this.statusCode, this.#packedHeaders(), chunk, reasonPhrase);
+    } catch (error) {
+      this.#refused(error);
     }
     this.#close();
   }
