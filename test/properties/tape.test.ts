@@ -4,19 +4,34 @@
 // of equal length, alike and not, are the interesting input.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type RequestRecord, readTape, type TapeSink } from "../../packages/peregrine/src/native/tape.js";
+import { Kind, type RequestRecord, readTape, type TapeSink } from "../../packages/peregrine/src/native/tape.js";
 import { requestHead } from "../support/tape.js";
 
 const RUNS = { seed: 0x5eed, numRuns: 300 };
 
-/** A request record as crates/peregrine-node/src/tape.rs writes it (no headers). */
-function requestRecord(id: number, target: string): Buffer {
-  const body = requestHead(target, { connectionId: id * 3 });
+/** A record as crates/peregrine-node/src/tape.rs writes it: kind, id, length, payload. */
+function tapeRecord(kind: number, id: number, body: Buffer): Buffer {
   const head = Buffer.alloc(9);
-  head[0] = 1;
+  head[0] = kind;
   head.writeUInt32LE(id, 1);
   head.writeUInt32LE(body.length, 5);
   return Buffer.concat([head, body]);
+}
+
+/** A request record (no headers). */
+function requestRecord(id: number, target: string): Buffer {
+  return tapeRecord(Kind.Request, id, requestHead(target, { connectionId: id * 3 }));
+}
+
+/** A body error's or a refusal's payload: u16+code, u16+message. */
+function errorPayload(code: string, message: string): Buffer {
+  const text = (s: string, encoding: BufferEncoding) => {
+    const bytes = Buffer.from(s, encoding);
+    const length = Buffer.alloc(2);
+    length.writeUInt16LE(bytes.length);
+    return Buffer.concat([length, bytes]);
+  };
+  return Buffer.concat([text(code, "latin1"), text(message, "utf8")]);
 }
 
 function collect(tape: Buffer): { id: number; target: string; connectionId: number }[] {
@@ -52,6 +67,28 @@ describe("tape (properties)", () => {
           }
         },
       ),
+      RUNS,
+    );
+  });
+
+  it("body errors and refusals reach the sink with their exchange, code and message", () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 40 }), fc.nat({ max: 0xffff_ffff }), (message, id) => {
+        const seen: unknown[] = [];
+        const sink = {
+          bodyError: (...args: unknown[]) => seen.push(["bodyError", ...args]),
+          refused: (...args: unknown[]) => seen.push(["refused", ...args]),
+        } as unknown as TapeSink;
+        const tape = Buffer.concat([
+          tapeRecord(Kind.BodyError, id, errorPayload("PEREGRINE_BODY_READ_FAILED", message)),
+          tapeRecord(Kind.Refused, id, errorPayload("PEREGRINE_INVALID_HEADER", message)),
+        ]);
+        readTape([tape], sink);
+        expect(seen).toEqual([
+          ["bodyError", id, "PEREGRINE_BODY_READ_FAILED", message],
+          ["refused", id, "PEREGRINE_INVALID_HEADER", message],
+        ]);
+      }),
       RUNS,
     );
   });

@@ -72,6 +72,9 @@ pub enum Event {
         connection_id: u64,
         remote: std::net::SocketAddr,
     },
+    /// A response the host handed over could not be sent (see [`Bridge::refuse`]); its
+    /// exchange was aborted. For the host's log.
+    Refused { id: ExchangeId, error: Error },
 }
 
 /// Where a bridge queues events until its host drains them, and the form they take
@@ -686,6 +689,15 @@ impl<Q: EventQueue> Bridge<Q> {
         if let Some(writer) = exchange.writer.take() {
             writer.abort();
         }
+    }
+
+    /// Aborts an exchange whose response the host handed over but that could not be
+    /// sent (a header field refused on the way, say), and tells the host why. For a
+    /// host that answers apart from its own calls (the napi binding answers response
+    /// batches on the runtime), where no call can return the error.
+    pub fn refuse(&self, id: ExchangeId, error: Error) {
+        self.abort(id);
+        self.push(Event::Refused { id, error });
     }
 
     /// Resets the exchange with an HTTP/2 error code (RST_STREAM), before or after the

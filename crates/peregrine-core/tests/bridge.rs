@@ -52,6 +52,30 @@ async fn delivers_requests_and_takes_whole_responses() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_response_aborts_its_exchange_and_tells_the_host() {
+    let (bridge, notify) = bridge();
+    let (server, port) = start(bridge.clone(), |_| {});
+    let mut client = RawClient::connect(port).await;
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let id = next_request(&bridge, &notify).await;
+    bridge.refuse(
+        id,
+        peregrine_core::Error::new(ErrorCode::InvalidHeader, "header field 7 was never defined"),
+    );
+    assert_eq!(bridge.in_flight(), 0);
+    let error = next_event(&bridge, &notify, |e| match e {
+        Event::Refused { id: refused, error } if refused == id => Some(error),
+        _ => None,
+    })
+    .await;
+    assert_eq!(error.code, ErrorCode::InvalidHeader);
+    assert_eq!(error.message, "header field 7 was never defined");
+    // Aborted before its response started: the connection closes with no response.
+    assert_eq!(client.read_until(|_| false).await, "");
+    server.stop(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_requests_cost_few_wakes() {
     let (bridge, notify) = bridge();
     let (server, port) = start(bridge.clone(), |_| {});

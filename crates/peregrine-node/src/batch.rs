@@ -274,11 +274,12 @@ fn parse(name: &[u8], value: Bytes) -> Field {
     Ok((name, value))
 }
 
+/// Batches as response-batch.ts writes them, for the binding's tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub mod fixtures {
+    use super::{DEFINE, LITERAL};
 
-    fn literal(out: &mut Vec<u8>, define: Option<u16>, name: &str, value: &str) {
+    pub fn literal(out: &mut Vec<u8>, define: Option<u16>, name: &str, value: &str) {
         match define {
             Some(index) => {
                 out.extend_from_slice(&DEFINE.to_le_bytes());
@@ -292,11 +293,11 @@ mod tests {
         }
     }
 
-    fn indexed(out: &mut Vec<u8>, index: u16) {
+    pub fn indexed(out: &mut Vec<u8>, index: u16) {
         out.extend_from_slice(&index.to_le_bytes());
     }
 
-    fn record(id: u32, status: u16, headers: &[u8], body: &[u8]) -> Vec<u8> {
+    pub fn record(id: u32, status: u16, headers: &[u8], body: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(&id.to_le_bytes());
         out.extend_from_slice(&status.to_le_bytes());
@@ -306,6 +307,12 @@ mod tests {
         out.extend_from_slice(body);
         out
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{indexed, literal, record};
+    use super::*;
 
     fn pairs(map: &http::HeaderMap) -> Vec<(String, String)> {
         map.iter()

@@ -73,15 +73,20 @@ fn separators(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
 }
 
 pub fn status(code: u32) -> napi::Result<StatusCode> {
+    final_status(code).map_err(js_error)
+}
+
+/// A final status: 200 to 999, or an upgrade's 101.
+pub fn final_status(code: u32) -> Result<StatusCode, Error> {
     u16::try_from(code)
         .ok()
         .and_then(|c| StatusCode::from_u16(c).ok())
         .filter(|s| s.as_u16() >= 200 || s.as_u16() == 101)
         .ok_or_else(|| {
-            js_error(Error::new(
+            Error::new(
                 ErrorCode::InvalidStatus,
                 format!("{code} is not a valid final status code (200-999)"),
-            ))
+            )
         })
 }
 

@@ -5,6 +5,7 @@
 //! a small binary record (see `tape.rs` and packages/peregrine/src/native/tape.ts,
 //! which must agree). Strings inside it are decoded by JS only when the app reads them.
 
+mod answerer;
 mod batch;
 mod bench;
 mod convert;

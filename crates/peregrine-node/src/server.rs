@@ -1,26 +1,25 @@
 //! `NativeServer`, the class the TS package drives. Each method converts its
 //! arguments and forwards to the core's server or bridge.
 
-use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
 use napi::bindgen_prelude::{
     Array, ArrayBuffer, Buffer, BufferSlice, Env, Function, Null, Unknown,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Either;
 use napi_derive::napi;
-use peregrine_core::bridge::{Bridge, EventQueue, SharedFields, Wake, WholeResponse};
+use peregrine_core::bridge::{Bridge, EventQueue, Wake};
 use peregrine_core::{
-    CertificatePem, ClientCertificateMode, Endpoint, ErrorCode, Http2Limits, Limits, MinDataRate,
-    Protocols, RunningServer, Server, ServerOptions, TlsOptions, WriteOutcome,
+    CertificatePem, ClientCertificateMode, Endpoint, Http2Limits, Limits, MinDataRate, Protocols,
+    RunningServer, Server, ServerOptions, TlsOptions, WriteOutcome,
 };
 
-use crate::batch::{BatchRecord, FieldTable, Malformed};
+use crate::answerer::{self, Answerer, PendingBatch};
+use crate::batch::Malformed;
 use crate::convert::{self, js_error};
 use crate::lent;
 use crate::pool::WorkerPool;
@@ -208,8 +207,8 @@ pub struct NativeServer {
     workers: Option<Arc<WorkerPool>>,
     /// On a worker thread: the pool and the index of the host this handle serves.
     attached: Option<(Arc<WorkerPool>, usize)>,
-    /// The header fields this handle's response batches have indexed.
-    fields: Mutex<FieldTable>,
+    /// Answers this handle's response batches on the runtime.
+    answerer: Arc<Answerer>,
 }
 
 #[napi]
@@ -277,12 +276,12 @@ impl NativeServer {
                 endpoint_tls,
             }),
             wake,
-            bridge,
             running: None,
             on_wake: Some(on_wake.create_ref()?),
             workers,
             attached: None,
-            fields: Mutex::default(),
+            answerer: Answerer::new(bridge.clone()),
+            bridge,
         })
     }
 
@@ -326,15 +325,16 @@ impl NativeServer {
             pool.detach(index);
             wake.set(None);
         })?;
+        let bridge = host.bridge.clone();
         Ok(NativeServer {
             options: None,
             wake,
-            bridge: host.bridge.clone(),
+            answerer: Answerer::new(bridge.clone()),
+            bridge,
             running: None,
             on_wake: None,
             workers: None,
             attached: Some((pool, index)),
-            fields: Mutex::default(),
         })
     }
 
@@ -439,116 +439,29 @@ impl NativeServer {
     }
 
     /// Sends many whole responses in one call: the TS package queues the responses one
-    /// JS turn finishes and hands them over together, which saves a native call and a
-    /// lock per response and lets the I/O threads pick the responses up in one pass.
-    /// `records` holds one record per response (see `batch.rs`); bodies too large to
-    /// copy into it come in `bodies`, in record order. A malformed batch is refused
-    /// whole, before any response goes out. A record the core refuses aborts its
-    /// exchange; the refusals come back as one message for the log, or null.
+    /// JS turn finishes and hands them over together, which saves a native call per
+    /// response and lets the I/O threads pick the responses up in one pass. `records`
+    /// holds one record per response (see `batch.rs`); bodies too large to copy into it
+    /// come in `bodies`, in record order. A malformed batch is refused whole, before any
+    /// response goes out. The rest happens on the core's runtime (`answerer.rs`): a
+    /// response refused there aborts its exchange and reaches JS as a `refused` event.
     #[napi]
-    pub fn respond_batch(
-        &self,
-        records: BufferSlice,
-        bodies: Array,
-    ) -> napi::Result<Option<String>> {
-        let malformed = |_: Malformed| {
+    pub fn respond_batch(&self, records: BufferSlice, bodies: Array) -> napi::Result<()> {
+        let expected = answerer::check(&records).map_err(|_: Malformed| {
             napi::Error::from_reason("PEREGRINE_INTERNAL: a response batch is malformed")
-        };
-        let mut parsed: Vec<BatchRecord<'_>> = Vec::new();
-        let mut header_bytes = 0;
-        let mut field_count = 0;
-        let mut rest: &[u8] = &records;
-        while !rest.is_empty() {
-            let (record, tail) = BatchRecord::split(rest).map_err(malformed)?;
-            header_bytes += record.header_bytes;
-            field_count += record.field_count;
-            parsed.push(record);
-            rest = tail;
-        }
-        // Every literal header value is a slice of one copy of the batch's header
-        // blocks: one allocation per batch instead of one per value. hyper and h2 hold
-        // headers only until the head is encoded, so the block lives about as long as
-        // the batch's heads. Bodies get copies of their own: a slow client may hold its
-        // body for long, and must not keep a whole batch alive with it.
-        let mut block = Vec::with_capacity(header_bytes);
-        for record in &parsed {
-            block.extend_from_slice(record.headers());
-        }
-        let block = Bytes::from(block);
-        // Decoded first, every record whatever becomes of it (later records may use the
-        // fields it defines), into one list the batch's responses share: each
-        // response's header map is made on the I/O thread that sends it
-        // (peregrine_core::bridge::SharedFields).
-        let mut fields = Vec::with_capacity(field_count);
-        let mut ranges = Vec::with_capacity(parsed.len());
-        {
-            let mut table = self.fields.lock().unwrap_or_else(|e| e.into_inner());
-            let mut at = 0;
-            for record in &parsed {
-                let start = fields.len();
-                let decoded =
-                    table.decode_into(&block.slice(at..at + record.header_bytes), &mut fields);
-                at += record.header_bytes;
-                ranges.push(decoded.map(|()| start..fields.len()));
-            }
-        }
-        let fields = Arc::new(fields);
-        let mut refused: Vec<String> = Vec::new();
-        let mut next_body = 0u32;
-        for (record, range) in parsed.into_iter().zip(ranges) {
-            let id = record.id;
-            let response = self.batch_response(record, &fields, range, &bodies, &mut next_body);
-            let refusal = match response {
-                Ok(response) => match self.bridge.respond_whole(id, response) {
-                    // The client may have gone meanwhile: not worth a log line.
-                    Err(e) if e.code != ErrorCode::UnknownExchange => Some(e.to_string()),
-                    _ => None,
-                },
-                Err(e) => Some(e.reason),
-            };
-            if let Some(message) = refusal {
-                self.bridge.abort(id);
-                refused.push(format!("request {id}: {message}"));
-            }
-        }
-        Ok((!refused.is_empty()).then(|| refused.join("; ")))
-    }
-
-    fn batch_response(
-        &self,
-        record: BatchRecord<'_>,
-        fields: &Arc<Vec<(HeaderName, HeaderValue)>>,
-        range: Result<Range<usize>, String>,
-        bodies: &Array,
-        next_body: &mut u32,
-    ) -> napi::Result<WholeResponse> {
-        // The body is taken first, so that a refused record does not shift the bodies
-        // of the records after it.
-        let body = if record.body_in_array {
-            let value: Unknown = bodies.get(*next_body)?.ok_or_else(|| {
+        })?;
+        let mut converted = Vec::with_capacity(expected);
+        for index in 0..expected as u32 {
+            let value: Unknown = bodies.get(index)?.ok_or_else(|| {
                 napi::Error::from_reason("PEREGRINE_INTERNAL: a response batch lost a body")
             })?;
-            *next_body += 1;
-            convert::bytes(value)?
-        } else {
-            Bytes::copy_from_slice(record.body())
-        };
-        let range = range.map_err(|message| {
-            js_error(peregrine_core::Error::new(
-                ErrorCode::InvalidHeader,
-                message,
-            ))
-        })?;
-        let headers = SharedFields::new(fields.clone(), range).ok_or_else(|| {
-            napi::Error::from_reason(
-                "PEREGRINE_INTERNAL: a response's header fields are out of range",
-            )
-        })?;
-        Ok(WholeResponse {
-            status: convert::status(u32::from(record.status))?,
-            headers,
-            body: peregrine_core::ResponseBody::full(body),
-        })
+            converted.push(convert::bytes(value)?);
+        }
+        self.answerer.queue(PendingBatch {
+            records: Bytes::copy_from_slice(&records),
+            bodies: converted,
+        });
+        Ok(())
     }
 
     /// Sends the response head of a streamed response.

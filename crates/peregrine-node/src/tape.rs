@@ -20,6 +20,7 @@
 //! | 9 tls | f64 connection id, u16+protocol, u16+cipher suite, u16+ALPN, u16+server name, u32+client certificate (DER, empty when none) |
 //! | 10 connection closed | f64 connection id (id 0) |
 //! | 11 rejected | u16 status (0: closed at accept), u16+reason code, f64 connection id, remote address (as in requests) (id 0) |
+//! | 12 refused | u16+code, u16+message: a response the app handed over was not sent, and its exchange was aborted |
 //!
 //! A TLS connection's details cross once: a `tls` record, with the exchange id of the
 //! request it belongs to, comes just before that connection's first `request` record.
@@ -42,6 +43,7 @@ pub const STOPPED: u8 = 8;
 pub const TLS: u8 = 9;
 pub const CONNECTION_CLOSED: u8 = 10;
 pub const REJECTED: u8 = 11;
+pub const REFUSED: u8 = 12;
 
 const FLAG_BODY_EMPTY: u8 = 1;
 const FLAG_HTTPS: u8 = 2;
@@ -111,6 +113,14 @@ impl Tape {
 
     fn empty_record(&mut self, kind: u8, id: u32) {
         let at = self.begin(kind, id);
+        self.finish(at);
+    }
+
+    /// A body error or a refusal: the error's code and message.
+    fn error_record(&mut self, kind: u8, id: u32, error: &peregrine_core::Error) {
+        let at = self.begin(kind, id);
+        self.u16_str(error.code.as_str().as_bytes());
+        self.u16_str(error.message.as_bytes());
         self.finish(at);
     }
 
@@ -231,12 +241,8 @@ impl Tape {
                 self.finish(at);
             }
             Event::End { id } => self.empty_record(END, id),
-            Event::BodyError { id, error } => {
-                let at = self.begin(BODY_ERROR, id);
-                self.u16_str(error.code.as_str().as_bytes());
-                self.u16_str(error.message.as_bytes());
-                self.finish(at);
-            }
+            Event::BodyError { id, error } => self.error_record(BODY_ERROR, id, &error),
+            Event::Refused { id, error } => self.error_record(REFUSED, id, &error),
             Event::WriteReady { id } => self.empty_record(WRITE_READY, id),
             Event::Aborted { id } => self.empty_record(ABORTED, id),
             Event::ConnectionClosed { connection_id } => {
@@ -266,8 +272,26 @@ impl Tape {
     }
 }
 
+/// Reading tapes back, for the binding's tests.
+#[cfg(test)]
+pub mod fixtures {
+    /// The records' kinds and ids, walked by their length fields as tape.ts does.
+    pub fn records(bytes: &[u8]) -> Vec<(u8, u32)> {
+        let mut found = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let id = u32::from_le_bytes(rest[1..5].try_into().unwrap());
+            let len = u32::from_le_bytes(rest[5..9].try_into().unwrap()) as usize;
+            found.push((rest[0], id));
+            rest = &rest[9 + len..];
+        }
+        found
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::fixtures::records;
     use std::sync::Arc;
 
     use peregrine_core::{ConnectionInfo, RequestHead, Scheme};
@@ -291,19 +315,6 @@ mod tests {
             body_empty: true,
             first_on_connection: false,
         }
-    }
-
-    /// The records' kinds and ids, walked by their length fields as tape.ts does.
-    fn records(bytes: &[u8]) -> Vec<(u8, u32)> {
-        let mut found = Vec::new();
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let id = u32::from_le_bytes(rest[1..5].try_into().unwrap());
-            let len = u32::from_le_bytes(rest[5..9].try_into().unwrap()) as usize;
-            found.push((rest[0], id));
-            rest = &rest[9 + len..];
-        }
-        found
     }
 
     #[test]

@@ -54,8 +54,8 @@ export interface NativeServerHandle {
     body: string | Uint8Array | null | undefined,
     reason?: string | undefined,
   ): void;
-  /** Whole responses: see ResponseBatch. Returns refusals for the log, or null. */
-  respondBatch(records: Buffer, bodies: (string | Uint8Array | undefined)[]): string | null;
+  /** Whole responses: see ResponseBatch. The core answers them on its own threads; a refusal comes back as a `refused` tape event. */
+  respondBatch(records: Buffer, bodies: (string | Uint8Array | undefined)[]): void;
   startResponse(id: number, status: number, headers: string, reason?: string | undefined): void;
   /** 0: go on; 1: buffer full, wait for write-ready; 2: closed. */
   write(id: number, chunk: string | Uint8Array): number;

@@ -263,8 +263,7 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
     const handle = this.#handle;
     if (handle === undefined) return false;
     try {
-      const refused = handle.respondBatch(records, bodies);
-      if (refused) this.logger.error({ refused }, "The native server refused responses; their requests were aborted");
+      handle.respondBatch(records, bodies);
       return true;
     } catch (error) {
       this.logger.error({ err: error }, "The native server failed to take a batch of responses");
@@ -309,6 +308,15 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
         remotePort: rejection.remotePort,
       },
       "Request rejected",
+    );
+  }
+
+  refused(id: number, code: string, message: string): void {
+    // The exchange is over in JS already: its whole response went out in a batch,
+    // which the core answers on its own threads, after respondBatch has returned.
+    this.logger.error(
+      { code, exchangeId: id, detail: message },
+      "The native server refused a response; its request was aborted",
     );
   }
 

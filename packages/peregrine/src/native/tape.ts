@@ -24,6 +24,8 @@ export const Kind = {
   ConnectionClosed: 10,
   /** The edge refused a request or connection before the app saw it. */
   Rejected: 11,
+  /** A whole response the core could not send; its exchange was aborted. */
+  Refused: 12,
 } as const;
 
 const FLAG_BODY_EMPTY = 1;
@@ -51,6 +53,7 @@ export interface TapeSink {
   tls(connectionId: number, info: TlsRecord): void;
   connectionClosed(connectionId: number): void;
   rejected(rejection: Rejection): void;
+  refused(id: number, code: string, message: string): void;
 }
 
 /** What a TLS handshake negotiated, once per connection. */
@@ -228,6 +231,15 @@ export class RequestRecord {
   }
 }
 
+/** A body error's or a refusal's code and message. */
+function readError(tape: Buffer, at: number): { code: string; message: string } {
+  const codeLength = tape.readUInt16LE(at);
+  const code = tape.toString("latin1", at + 2, at + 2 + codeLength);
+  const messageAt = at + 2 + codeLength;
+  const messageLength = tape.readUInt16LE(messageAt);
+  return { code, message: tape.toString("utf8", messageAt + 2, messageAt + 2 + messageLength) };
+}
+
 /** Dispatches every record of one batch to `sink`, in order. */
 export function readTape(batch: Buffer[], sink: TapeSink): void {
   const tape = batch[0] as Buffer;
@@ -253,11 +265,13 @@ export function readTape(batch: Buffer[], sink: TapeSink): void {
         sink.end(id);
         break;
       case Kind.BodyError: {
-        const codeLength = tape.readUInt16LE(body);
-        const code = tape.toString("latin1", body + 2, body + 2 + codeLength);
-        const messageAt = body + 2 + codeLength;
-        const messageLength = tape.readUInt16LE(messageAt);
-        sink.bodyError(id, code, tape.toString("utf8", messageAt + 2, messageAt + 2 + messageLength));
+        const { code, message } = readError(tape, body);
+        sink.bodyError(id, code, message);
+        break;
+      }
+      case Kind.Refused: {
+        const { code, message } = readError(tape, body);
+        sink.refused(id, code, message);
         break;
       }
       case Kind.WriteReady:

@@ -1,0 +1,333 @@
+//! Answers batches of whole responses on the core's runtime instead of the JS thread.
+//!
+//! `respondBatch` on the JS thread only checks a batch's framing, converts the bodies
+//! that cross as JS values, copies the records and queues them here. A task on the
+//! runtime then decodes each response's header fields, builds its body and answers
+//! its exchange. The JS thread is the one a Node app cannot add more of: per response
+//! this took about 110 ns off it in the crossing benchmark (bench/README.md). The
+//! answers also wake the connection tasks from a runtime thread, into its own run
+//! queue, where from the JS thread every wake went through the runtime's shared
+//! queue.
+//!
+//! Batches are answered one at a time, in the order JS sent them: a batch may refer
+//! to header fields an earlier one defined ([`FieldTable`]).
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use peregrine_core::bridge::{Bridge, SharedFields, WholeResponse};
+use peregrine_core::{Error, ErrorCode, ResponseBody};
+
+use crate::batch::{BatchRecord, FieldTable, Malformed};
+use crate::convert;
+use crate::tape::Tape;
+
+/// A batch taken from JS: its records, copied, and the bodies that crossed as values.
+pub struct PendingBatch {
+    pub records: Bytes,
+    pub bodies: Vec<Bytes>,
+}
+
+/// Checks a batch's framing and counts the bodies it expects in the bodies array. A
+/// malformed batch is refused as a whole, before any of its responses goes out.
+pub fn check(records: &[u8]) -> Result<usize, Malformed> {
+    let mut rest = records;
+    let mut array_bodies = 0;
+    while !rest.is_empty() {
+        let (record, tail) = BatchRecord::split(rest)?;
+        array_bodies += usize::from(record.body_in_array);
+        rest = tail;
+    }
+    Ok(array_bodies)
+}
+
+/// The answering side of one server handle: its bridge, the header fields its batches
+/// have indexed, and the batches waiting.
+pub struct Answerer {
+    bridge: Arc<Bridge<Tape>>,
+    fields: Mutex<FieldTable>,
+    queue: Mutex<VecDeque<PendingBatch>>,
+    /// A task is answering, or is spawned to: it takes every batch queued before it
+    /// finds the queue empty.
+    scheduled: AtomicBool,
+    me: Weak<Answerer>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks with the state half-updated.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Answerer {
+    pub fn new(bridge: Arc<Bridge<Tape>>) -> Arc<Answerer> {
+        Arc::new_cyclic(|me| Answerer {
+            bridge,
+            fields: Mutex::default(),
+            queue: Mutex::default(),
+            scheduled: AtomicBool::new(false),
+            me: me.clone(),
+        })
+    }
+
+    /// Queues a checked batch ([`check`]); it is answered on the runtime.
+    pub fn queue(&self, batch: PendingBatch) {
+        lock(&self.queue).push_back(batch);
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            if let Some(me) = self.me.upgrade() {
+                peregrine_core::runtime::shared().spawn(async move { me.answer_queued() });
+            }
+        }
+    }
+
+    fn answer_queued(&self) {
+        loop {
+            let next = lock(&self.queue).pop_front();
+            match next {
+                Some(batch) => self.answer(batch),
+                None => {
+                    self.scheduled.store(false, Ordering::Release);
+                    // A batch queued between the pop and the store found the flag set
+                    // and spawned nothing: take it, unless a new task already will.
+                    if lock(&self.queue).is_empty() || self.scheduled.swap(true, Ordering::AcqRel) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers every response of a batch. One whose header fields are refused, or
+    /// whose exchange cannot take it, is aborted, and the refusal reported to JS.
+    fn answer(&self, batch: PendingBatch) {
+        let mut parsed: Vec<BatchRecord<'_>> = Vec::new();
+        let mut header_bytes = 0;
+        let mut field_count = 0;
+        let mut rest: &[u8] = &batch.records;
+        while !rest.is_empty() {
+            // Checked on the JS thread before it was queued.
+            let Ok((record, tail)) = BatchRecord::split(rest) else {
+                break;
+            };
+            header_bytes += record.header_bytes;
+            field_count += record.field_count;
+            parsed.push(record);
+            rest = tail;
+        }
+        // Every literal header value is a slice of one copy of the batch's header
+        // blocks: one allocation per batch instead of one per value. hyper and h2 hold
+        // headers only until the head is encoded, so the block lives about as long as
+        // the batch's heads. Bodies get copies of their own: a slow client may hold its
+        // body for long, and must not keep a whole batch alive with it.
+        let mut block = Vec::with_capacity(header_bytes);
+        for record in &parsed {
+            block.extend_from_slice(record.headers());
+        }
+        let block = Bytes::from(block);
+        // Decoded first, every record whatever becomes of it (later records may use the
+        // fields it defines), into one list the batch's responses share: each
+        // response's header map is made by the connection task that sends it
+        // (peregrine_core::bridge::SharedFields).
+        let mut fields = Vec::with_capacity(field_count);
+        let mut ranges = Vec::with_capacity(parsed.len());
+        {
+            let mut table = lock(&self.fields);
+            let mut at = 0;
+            for record in &parsed {
+                let start = fields.len();
+                let decoded =
+                    table.decode_into(&block.slice(at..at + record.header_bytes), &mut fields);
+                at += record.header_bytes;
+                ranges.push(decoded.map(|()| start..fields.len()));
+            }
+        }
+        let fields = Arc::new(fields);
+        let mut bodies = batch.bodies.into_iter();
+        for (record, range) in parsed.into_iter().zip(ranges) {
+            let id = record.id;
+            // The body is taken first, so that a refused record does not shift the
+            // bodies of the records after it.
+            let body = if record.body_in_array {
+                bodies.next().unwrap_or_default()
+            } else {
+                Bytes::copy_from_slice(record.body())
+            };
+            let answered = whole_response(record.status, &fields, range, body)
+                .and_then(|response| self.bridge.respond_whole(id, response));
+            match answered {
+                // The client may have gone meanwhile: nothing to report.
+                Err(e) if e.code == ErrorCode::UnknownExchange => {}
+                Err(e) => self.bridge.refuse(id, e),
+                Ok(()) => {}
+            }
+        }
+    }
+}
+
+fn whole_response(
+    status: u16,
+    fields: &Arc<Vec<(HeaderName, HeaderValue)>>,
+    range: Result<Range<usize>, String>,
+    body: Bytes,
+) -> Result<WholeResponse, Error> {
+    let range = range.map_err(|message| Error::new(ErrorCode::InvalidHeader, message))?;
+    let headers = SharedFields::new(fields.clone(), range).ok_or_else(|| {
+        Error::new(
+            ErrorCode::InvalidHeader,
+            "a response's header fields are out of range",
+        )
+    })?;
+    let status = convert::final_status(u32::from(status))?;
+    Ok(WholeResponse {
+        status,
+        headers,
+        body: ResponseBody::full(body),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::net::SocketAddr;
+    use std::pin::Pin;
+    use std::task::{Context, Waker};
+    use std::time::Duration;
+
+    use peregrine_core::bridge::Wake;
+    use peregrine_core::{
+        Abort, ConnectionInfo, Handler, Request, RequestBody, RequestHead, Response, Scheme,
+    };
+
+    use super::*;
+    use crate::batch::fixtures::{indexed, literal, record};
+    use crate::tape::fixtures::records;
+    use crate::tape::{REFUSED, REQUEST};
+
+    struct NoWake;
+
+    impl Wake for NoWake {
+        fn wake(&self) {}
+    }
+
+    type Call = Pin<Box<dyn Future<Output = Result<Response, Abort>> + Send>>;
+
+    fn bridge() -> Arc<Bridge<Tape>> {
+        let runtime = peregrine_core::runtime::shared();
+        Bridge::new(NoWake, runtime.handle().clone(), 16)
+    }
+
+    /// Hands a request to the bridge as hyper would; returns its id and the future
+    /// that waits for its answer.
+    fn request(bridge: &Arc<Bridge<Tape>>) -> (u32, Call) {
+        let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let (parts, ()) = http::Request::get("/").body(()).unwrap().into_parts();
+        let request = Request {
+            head: RequestHead {
+                parts,
+                connection: Arc::new(ConnectionInfo::new(1, addr, addr, Scheme::Http, None)),
+                stream_id: None,
+            },
+            body: RequestBody::full(Bytes::new()),
+        };
+        let bridge = bridge.clone();
+        let host = bridge.clone();
+        let mut call: Call = Box::pin(async move { bridge.call(request).await });
+        // The first poll queues the request; the answer comes later.
+        assert!(call
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending());
+        let ids: Vec<u32> = records(&host.drain().take_bytes())
+            .into_iter()
+            .filter(|(kind, _)| *kind == REQUEST)
+            .map(|(_, id)| id)
+            .collect();
+        assert_eq!(ids.len(), 1);
+        (ids[0], call)
+    }
+
+    fn answer_of(call: Call) -> Result<Response, Abort> {
+        let runtime = peregrine_core::runtime::shared();
+        runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), call)
+                .await
+                .expect("no answer within 10 s")
+        })
+    }
+
+    fn batch(records: Vec<Vec<u8>>, bodies: Vec<Bytes>) -> PendingBatch {
+        let records = records.concat();
+        assert_eq!(check(&records), Ok(bodies.len()));
+        PendingBatch {
+            records: Bytes::from(records),
+            bodies,
+        }
+    }
+
+    #[test]
+    fn answers_batches_in_order_with_the_fields_earlier_ones_defined() {
+        let bridge = bridge();
+        let answerer = Answerer::new(bridge.clone());
+        let (first, first_call) = request(&bridge);
+        let (second, second_call) = request(&bridge);
+        let mut defining = Vec::new();
+        literal(&mut defining, Some(3), "content-type", "text/plain");
+        let mut referring = Vec::new();
+        indexed(&mut referring, 3);
+        literal(&mut referring, None, "x-second", "yes");
+        let mut array_body = record(second, 201, &referring, &[]);
+        // The body is the bodies array's first entry.
+        array_body[10..14].copy_from_slice(&u32::MAX.to_le_bytes());
+        // Queued back to back: the second batch refers to the first one's definition.
+        answerer.queue(batch(vec![record(first, 200, &defining, b"one")], vec![]));
+        answerer.queue(batch(vec![array_body], vec![Bytes::from_static(b"two")]));
+        let first = answer_of(first_call).unwrap();
+        assert_eq!(first.status(), 200);
+        assert_eq!(first.headers()["content-type"], "text/plain");
+        let second = answer_of(second_call).unwrap();
+        assert_eq!(second.status(), 201);
+        assert_eq!(second.headers()["content-type"], "text/plain");
+        assert_eq!(second.headers()["x-second"], "yes");
+        assert_eq!(bridge.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_refused_response_aborts_only_its_exchange_and_is_reported() {
+        let bridge = bridge();
+        let answerer = Answerer::new(bridge.clone());
+        let (refused, refused_call) = request(&bridge);
+        let (answered, answered_call) = request(&bridge);
+        let mut undefined = Vec::new();
+        indexed(&mut undefined, 9);
+        answerer.queue(batch(
+            vec![
+                record(refused, 200, &undefined, b"never"),
+                record(answered, 200, &[], b"fine"),
+            ],
+            vec![],
+        ));
+        assert!(
+            answer_of(refused_call).is_err(),
+            "the refused one is aborted"
+        );
+        assert_eq!(answer_of(answered_call).unwrap().status(), 200);
+        assert_eq!(
+            records(&bridge.drain().take_bytes()),
+            vec![(REFUSED, refused)]
+        );
+    }
+
+    #[test]
+    fn a_malformed_batch_is_refused_whole() {
+        let mut records = record(1, 200, &[], b"ok");
+        records.extend_from_slice(&record(2, 200, &[], b"cut")[..16]);
+        assert_eq!(check(&records), Err(Malformed));
+        // A field tag past the table is malformed too.
+        let mut headers = Vec::new();
+        indexed(&mut headers, 5000);
+        assert_eq!(check(&record(1, 200, &headers, &[])), Err(Malformed));
+    }
+}
