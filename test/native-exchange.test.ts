@@ -9,13 +9,7 @@ import { silentLogger } from "../packages/peregrine/src/logging.js";
 import type { NativeServerHandle } from "../packages/peregrine/src/native/binding.js";
 import { type ExchangeOwner, NativeExchange } from "../packages/peregrine/src/native/exchange.js";
 import { ResponseBatch } from "../packages/peregrine/src/native/response-batch.js";
-import { RequestRecord } from "../packages/peregrine/src/native/tape.js";
 import { requestHead, viewOf } from "./support/tape.js";
-
-function record(method: string, target: string, bodyEmpty: boolean): RequestRecord {
-  const head = requestHead(target, { method, bodyEmpty });
-  return new RequestRecord(head, viewOf(head), 0);
-}
 
 const gone = () => new Error("PEREGRINE_UNKNOWN_EXCHANGE: request 7 is finished or was aborted");
 
@@ -42,7 +36,8 @@ function exchange(fail: () => Error, bodyEmpty = true) {
     responses: new ResponseBatch(() => true),
     release: (id) => released.push(id),
   };
-  const native = new NativeExchange(owner, 7, record(bodyEmpty ? "GET" : "POST", "/", bodyEmpty), undefined);
+  const tape = requestHead("/", { method: bodyEmpty ? "GET" : "POST", bodyEmpty });
+  const native = new NativeExchange(owner, 7, tape, viewOf(tape), 0, undefined);
   return { native, released };
 }
 

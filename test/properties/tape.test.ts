@@ -4,7 +4,7 @@
 // of equal length, alike and not, are the interesting input.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Kind, type RequestRecord, readTape, type TapeSink } from "../../packages/peregrine/src/native/tape.js";
+import { Kind, RequestRecord, readTape, type TapeSink } from "../../packages/peregrine/src/native/tape.js";
 import { requestHead } from "../support/tape.js";
 
 const RUNS = { seed: 0x5eed, numRuns: 300 };
@@ -37,7 +37,8 @@ function errorPayload(code: string, message: string): Buffer {
 function collect(tape: Buffer): { id: number; target: string; connectionId: number }[] {
   const seen: { id: number; target: string; connectionId: number }[] = [];
   const sink = {
-    request(id: number, record: RequestRecord) {
+    request(id: number, tape: Buffer, view: DataView, at: number) {
+      const record = new RequestRecord(tape, view, at);
       seen.push({ id, target: record.target, connectionId: record.connectionId });
     },
   } as unknown as TapeSink;

@@ -16,7 +16,7 @@ import { loadNativeBinding, type NativeServerHandle } from "./binding.js";
 import { type ExchangeOwner, NativeExchange } from "./exchange.js";
 import { ExchangeTable } from "./exchange-table.js";
 import { ResponseBatch } from "./response-batch.js";
-import { type Rejection, type RequestRecord, readTape, type TapeSink, type TlsRecord } from "./tape.js";
+import { type Rejection, readTape, requestConnectionId, requestHttps, type TapeSink, type TlsRecord } from "./tape.js";
 import { reportWorkerReady, type WorkerAssignment, WorkerGroup } from "./workers.js";
 
 /** Milliseconds workers get to exit after the server stopped, before they are terminated. */
@@ -277,10 +277,10 @@ export class NativeServer implements IServer, TapeSink, ExchangeOwner {
 
   // ---- TapeSink ----
 
-  request(id: number, record: RequestRecord): void {
+  request(id: number, tape: Buffer, view: DataView, at: number): void {
     const application = this.#application as IHttpApplication<unknown>;
-    const tls = record.https ? this.#tlsConnections.get(record.connectionId) : undefined;
-    const exchange = new NativeExchange(this, id, record, tls);
+    const tls = requestHttps(tape, at) ? this.#tlsConnections.get(requestConnectionId(view, at)) : undefined;
+    const exchange = new NativeExchange(this, id, tape, view, at, tls);
     this.#exchanges.set(exchange);
     dispatch(application, exchange, this.logger);
   }

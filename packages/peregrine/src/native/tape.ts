@@ -1,8 +1,9 @@
 /**
  * Reads the tape the native core hands over per batch: a Buffer of binary event
  * records. The format is defined in crates/peregrine-node/src/tape.rs; keep the two in
- * step. Request records are decoded lazily: only the method and target are read up
- * front, headers and addresses when the app asks for them.
+ * step. Request records are decoded lazily: nothing up front but what the exchange
+ * needs, the method and target when the app asks for the request, headers and
+ * addresses when it reads them.
  *
  * TLS details cross once per connection: a `Tls` record (connection id, protocol,
  * cipher suite, ALPN, SNI, client certificate DER) comes just before the connection's
@@ -42,7 +43,8 @@ export interface Rejection {
 }
 
 export interface TapeSink {
-  request(id: number, record: RequestRecord): void;
+  /** A request record starts at `at`; `view` is a DataView over `tape`, one per batch. */
+  request(id: number, tape: Buffer, view: DataView, at: number): void;
   data(id: number, chunk: Buffer): void;
   trailers(id: number, headers: [string, string][]): void;
   end(id: number): void;
@@ -171,6 +173,33 @@ function target(tape: Buffer, at: number, length: number): string {
   return decoded;
 }
 
+/*
+ * A request record's fixed part, read in place: an exchange keeps the tape and the
+ * record's offset, and decodes the rest (a RequestRecord) only when the app asks for
+ * the request. An app that answers from the features alone never does.
+ */
+
+export function requestVersion(tape: Buffer, at: number): number {
+  return tape[at] as number;
+}
+
+export function requestBodyEmpty(tape: Buffer, at: number): boolean {
+  return ((tape[at + 1] as number) & FLAG_BODY_EMPTY) !== 0;
+}
+
+export function requestHttps(tape: Buffer, at: number): boolean {
+  return ((tape[at + 1] as number) & FLAG_HTTPS) !== 0;
+}
+
+export function requestConnectionId(view: DataView, at: number): number {
+  return view.getFloat64(at + 2, true);
+}
+
+/** The HTTP/2 stream id; 0 when the request is not HTTP/2 or the core did not say. */
+export function requestStreamId(view: DataView, at: number): number {
+  return view.getUint32(at + 18, true);
+}
+
 /** One request's head, as a view over the tape. */
 export class RequestRecord {
   readonly tape: Buffer;
@@ -180,8 +209,6 @@ export class RequestRecord {
   readonly connectionId: number;
   /** -1 when the request declared none. */
   readonly contentLength: number;
-  /** The HTTP/2 stream id; 0 when the request is not HTTP/2 or the core did not say. */
-  readonly streamId: number;
   readonly method: string;
   readonly target: string;
   /** Offsets of lazily decoded parts. */
@@ -191,13 +218,11 @@ export class RequestRecord {
   /** `view` is a DataView over `tape`, made once per batch: its reads inline, Buffer's do not. */
   constructor(tape: Buffer, view: DataView, at: number) {
     this.tape = tape;
-    this.version = tape[at] as number;
-    const flags = tape[at + 1] as number;
-    this.bodyEmpty = (flags & FLAG_BODY_EMPTY) !== 0;
-    this.https = (flags & FLAG_HTTPS) !== 0;
-    this.connectionId = view.getFloat64(at + 2, true);
+    this.version = requestVersion(tape, at);
+    this.bodyEmpty = requestBodyEmpty(tape, at);
+    this.https = requestHttps(tape, at);
+    this.connectionId = requestConnectionId(view, at);
     this.contentLength = view.getFloat64(at + 10, true);
-    this.streamId = view.getUint32(at + 18, true);
     this.addressesAt = at + 22;
     let p = at + 22 + 38;
     const methodLength = view.getUint16(p, true);
@@ -253,7 +278,7 @@ export function readTape(batch: Buffer[], sink: TapeSink): void {
     const body = at + 9;
     switch (kind) {
       case Kind.Request:
-        sink.request(id, new RequestRecord(tape, view, body));
+        sink.request(id, tape, view, body);
         break;
       case Kind.Data:
         sink.data(id, batch[1 + view.getUint32(body, true)] as Buffer);
