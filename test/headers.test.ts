@@ -88,6 +88,19 @@ describe("HeaderDictionary", () => {
     expect(headers.get("content-type")).toBe("text/plain");
   });
 
+  it("checks every name, the one checked last and the empty one too", () => {
+    const headers = new HeaderDictionary();
+    // Before any name was checked, and again after a valid one (the last is cached).
+    expect(() => headers.set("", "x")).toThrow(expect.objectContaining({ code: "PEREGRINE_INVALID_HEADER" }));
+    headers.set("X-Once", "1");
+    headers.set("X-Once", "2");
+    expect(() => headers.set("", "x")).toThrow(expect.objectContaining({ code: "PEREGRINE_INVALID_HEADER" }));
+    expect(() => headers.append("bad name", "x")).toThrow(
+      expect.objectContaining({ code: "PEREGRINE_INVALID_HEADER" }),
+    );
+    expect(stored(headers)).toEqual([["x-once", "2"]]);
+  });
+
   it("loads a lazy subclass's headers before any other", () => {
     let loads = 0;
     class Lazy extends HeaderDictionary {

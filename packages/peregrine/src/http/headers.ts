@@ -15,6 +15,13 @@ const VALUE_LOOP_MAX = 64;
  */
 const checkedNames = new Map<string, string>();
 const CHECKED_NAMES_MAX = 512;
+/**
+ * The last name found checked, compared first: an app sets the same name on every
+ * response (V8 compares equal pointers at once), and a match spares the Map lookup.
+ * It always holds a valid name: it starts as one, not as "" (which is not).
+ */
+let lastCheckedName = "content-type";
+let lastCheckedLower = "content-type";
 
 export type HeaderValue = string | readonly string[];
 
@@ -203,8 +210,13 @@ export class HeaderDictionary implements Iterable<[string, string]> {
 
   #checkName(name: string): string {
     this.#checkWritable();
+    if (name === lastCheckedName) return lastCheckedLower;
     const known = checkedNames.get(name);
-    if (known !== undefined) return known;
+    if (known !== undefined) {
+      lastCheckedName = name;
+      lastCheckedLower = known;
+      return known;
+    }
     if (!TOKEN.test(name)) {
       throw new PeregrineError(ErrorCodes.INVALID_HEADER, `"${name}" is not a valid header name`);
     }

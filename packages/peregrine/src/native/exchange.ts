@@ -60,6 +60,19 @@ class NativeConnectionFeature implements IHttpConnectionFeature {
 }
 
 /**
+ * What few exchanges touch, in one object made on first use (as ServerExchange's
+ * SeldomState): every field of the exchange costs each request a store.
+ */
+class NativeSeldom {
+  connection: NativeConnectionFeature | undefined = undefined;
+  requestTrailers: RequestTrailers | undefined = undefined;
+  /** Trailer fields from the tape, once they arrived. */
+  receivedTrailers: [string, string][] | undefined = undefined;
+  /** Set while start() sends the head as a 101 for upgrade(). */
+  upgrading = false;
+}
+
+/**
  * One request/response exchange on the native server. The response state machine is
  * ServerExchange's, shared with the NodeServer and TestServer; this class moves the
  * bytes through the native handle. A response finished synchronously costs one
@@ -82,13 +95,7 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
   readonly #at: number;
   #record: RequestRecord | undefined;
   readonly #tls: ITlsConnectionFeature | undefined;
-  #connection: NativeConnectionFeature | undefined;
-  #requestTrailers: RequestTrailers | undefined;
-  /** Trailer fields from the tape, once they arrived. */
-  #receivedTrailers: [string, string][] | undefined;
-  #released = false;
-  /** Set while start() sends the head as a 101 for upgrade(). */
-  #upgrading = false;
+  #seldom: NativeSeldom | undefined;
 
   /** The request record starts at `at` on `tape`; `view` is the batch's DataView over it. */
   constructor(
@@ -118,6 +125,11 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
     return this.#request;
   }
 
+  #seldomState(): NativeSeldom {
+    this.#seldom ??= new NativeSeldom();
+    return this.#seldom;
+  }
+
   #decoded(): RequestRecord {
     this.#record ??= new RequestRecord(this.#tape, this.#view, this.#at);
     return this.#record;
@@ -136,11 +148,11 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
   protected override resolve<T>(key: FeatureKey<T>): T | undefined {
     switch (key as FeatureKey<unknown>) {
       case RequestTrailersKey:
-        this.#requestTrailers ??= new RequestTrailers(
+        this.#seldomState().requestTrailers ??= new RequestTrailers(
           () => this.requestBody.complete,
-          () => this.#receivedTrailers ?? [],
+          () => this.#seldom?.receivedTrailers ?? [],
         );
-        return this.#requestTrailers as T;
+        return this.#seldomState().requestTrailers as T;
       case TlsKey:
         return this.#tls as T | undefined;
       case UpgradeKey:
@@ -186,7 +198,7 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
 
   protected sendHead(): void {
     try {
-      if (this.#upgrading) {
+      if (this.#seldom?.upgrading === true) {
         if (!this.headers.has("upgrade")) this.headers.set("upgrade", this.request.headers.get("upgrade") ?? "");
         this.#owner.handle.upgrade(this.id, this.headers.pack());
         return;
@@ -259,8 +271,9 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
   }
 
   protected connection(): IHttpConnectionFeature {
-    this.#connection ??= new NativeConnectionFeature(this.#decoded());
-    return this.#connection;
+    const seldom = this.#seldomState();
+    seldom.connection ??= new NativeConnectionFeature(this.#decoded());
+    return seldom.connection;
   }
 
   protected makeTraceIdentifier(): string {
@@ -269,8 +282,7 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
 
   /** The exchange is over in the core: forget its id and run onCompleted, once. */
   #close(): void {
-    if (!this.#released) {
-      this.#released = true;
+    if (!this.isClosed) {
       this.#owner.release(this.id);
     }
     this.onClosed();
@@ -291,7 +303,7 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
 
   /** Request trailers from the tape; the body's end follows them. */
   onTrailers(headers: [string, string][]): void {
-    this.#receivedTrailers = headers;
+    this.#seldomState().receivedTrailers = headers;
   }
 
   // ---- IHttpUpgradeFeature ----
@@ -313,13 +325,13 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
     }
     // The head goes out through the response state machine (onStarting runs, headers
     // lock), as a 101 from the core instead of a response head.
-    this.#upgrading = true;
+    this.#seldomState().upgrading = true;
     try {
       await this.start();
     } catch (error) {
       throw fromNativeError(error);
     } finally {
-      this.#upgrading = false;
+      this.#seldomState().upgrading = false;
     }
     // The client left before the 101 went out.
     if (this.isAborted) throw abortReason();
