@@ -45,9 +45,9 @@ export function evaluateTargets(workload, summaries) {
 
 /** The crossing target against the JS-thread mean at the largest batch measured. */
 export function crossingTarget(rows) {
-  // The crossing is the server boundary (crossing.mjs "server only"), less the
-  // injection, which stands in for hyper's I/O threads; the pipeline's own cost is
-  // reported beside it.
+  // The crossing is the server boundary (crossing.mjs "server only"): the JS thread's
+  // CPU time less the injection, which stands in for hyper's I/O threads; the
+  // pipeline's own cost is reported beside it.
   const largest = rows?.filter((r) => (r.server ?? r.js) != null).at(-1);
   if (largest === undefined) return null;
   const row = largest.server ?? largest.js;
