@@ -4,7 +4,7 @@
 //! that cross as JS values, copies the records and queues them here. A task on the
 //! runtime then decodes each response's header fields, builds its body and answers
 //! its exchange. The JS thread is the one a Node app cannot add more of: per response
-//! this took about 110 ns off it in the crossing benchmark (bench/README.md). The
+//! this took about 90 ns off it in the crossing benchmark (bench/README.md). The
 //! answers also wake the connection tasks from a runtime thread, into its own run
 //! queue, where from the JS thread every wake went through the runtime's shared
 //! queue.
@@ -103,44 +103,34 @@ impl Answerer {
     /// Answers every response of a batch. One whose header fields are refused, or
     /// whose exchange cannot take it, is aborted, and the refusal reported to JS.
     fn answer(&self, batch: PendingBatch) {
+        let records = &batch.records;
         let mut parsed: Vec<BatchRecord<'_>> = Vec::new();
-        let mut header_bytes = 0;
         let mut field_count = 0;
-        let mut rest: &[u8] = &batch.records;
+        let mut rest: &[u8] = records;
         while !rest.is_empty() {
             // Checked on the JS thread before it was queued.
             let Ok((record, tail)) = BatchRecord::split(rest) else {
                 break;
             };
-            header_bytes += record.header_bytes;
             field_count += record.field_count;
             parsed.push(record);
             rest = tail;
         }
-        // Every literal header value is a slice of one copy of the batch's header
-        // blocks: one allocation per batch instead of one per value. hyper and h2 hold
-        // headers only until the head is encoded, so the block lives about as long as
-        // the batch's heads. Bodies get copies of their own: a slow client may hold its
-        // body for long, and must not keep a whole batch alive with it.
-        let mut block = Vec::with_capacity(header_bytes);
-        for record in &parsed {
-            block.extend_from_slice(record.headers());
-        }
-        let block = Bytes::from(block);
         // Decoded first, every record whatever becomes of it (later records may use the
         // fields it defines), into one list the batch's responses share: each
         // response's header map is made by the connection task that sends it
-        // (peregrine_core::bridge::SharedFields).
+        // (peregrine_core::bridge::SharedFields). Literal header values are slices of
+        // the batch's copy, so they cost no allocation each; hyper and h2 hold headers
+        // only until the head is encoded, so the copy lives about as long as the
+        // batch's heads. Bodies get copies of their own: a slow client may hold its body
+        // for long, and must not keep a whole batch alive with it.
         let mut fields = Vec::with_capacity(field_count);
         let mut ranges = Vec::with_capacity(parsed.len());
         {
             let mut table = lock(&self.fields);
-            let mut at = 0;
             for record in &parsed {
                 let start = fields.len();
-                let decoded =
-                    table.decode_into(&block.slice(at..at + record.header_bytes), &mut fields);
-                at += record.header_bytes;
+                let decoded = table.decode_into(&records.slice_ref(record.headers()), &mut fields);
                 ranges.push(decoded.map(|()| start..fields.len()));
             }
         }

@@ -42,7 +42,7 @@ pub struct Malformed;
 pub struct BatchRecord<'a> {
     pub id: u32,
     pub status: u16,
-    pub header_bytes: usize,
+    header_bytes: usize,
     /// The fields in the header block.
     pub field_count: usize,
     pub body_in_array: bool,

@@ -23,13 +23,13 @@ export interface IFeatureCollection {
  * through `resolve`, so that a server creates a feature object only when it is used.
  */
 export class FeatureCollection implements IFeatureCollection {
-  #features: Map<FeatureKey<unknown>, unknown> | undefined;
-  #revision = 0;
+  private _features: Map<FeatureKey<unknown>, unknown> | undefined;
+  private _revision = 0;
 
   constructor(readonly defaults?: IFeatureCollection) {}
 
   get<T>(key: FeatureKey<T>): T | undefined {
-    const features = this.#features;
+    const features = this._features;
     if (features?.has(key)) return features.get(key) as T | undefined;
     const resolved = this.resolve(key);
     if (resolved !== undefined) return resolved;
@@ -37,12 +37,12 @@ export class FeatureCollection implements IFeatureCollection {
   }
 
   set<T>(key: FeatureKey<T>, value: T | undefined): void {
-    (this.#features ??= new Map()).set(key, value);
-    this.#revision++;
+    (this._features ??= new Map()).set(key, value);
+    this._revision++;
   }
 
   get revision(): number {
-    return this.#revision + (this.defaults?.revision ?? 0);
+    return this._revision + (this.defaults?.revision ?? 0);
   }
 
   /** Supplies features the collection did not have set explicitly. */

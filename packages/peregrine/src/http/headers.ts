@@ -31,21 +31,21 @@ export type HeaderValue = string | readonly string[];
  * (as fetch's Headers does), `getAll` returns them apart.
  */
 export class HeaderDictionary implements Iterable<[string, string]> {
-  #map: Map<string, string | string[]> | undefined;
+  private _map: Map<string, string | string[]> | undefined;
   /**
    * Until a second name is set, the one header of a dictionary that loads nothing lives
    * here instead of in a Map: most responses carry one (their content type), and its
    * Map was about a seventh of the bytes the JS thread allocated per request
    * (bench/README.md). Undefined when there is none, or once the Map exists.
    */
-  #onlyName: string | undefined;
-  #onlyValue: string | string[] | undefined;
+  private _onlyName: string | undefined;
+  private _onlyValue: string | string[] | undefined;
   /** Whether `load` is overridden: then entries always go through the Map. */
-  readonly #lazy: boolean;
-  #readOnly = false;
+  private readonly _lazy: boolean;
+  private _readOnly = false;
 
   constructor(init?: Iterable<readonly [string, string]> | Record<string, HeaderValue>) {
-    this.#lazy = this.load !== HeaderDictionary.prototype.load;
+    this._lazy = this.load !== HeaderDictionary.prototype.load;
     if (init === undefined) return;
     const entries = Symbol.iterator in init ? init : Object.entries(init as Record<string, HeaderValue>);
     for (const [name, value] of entries as Iterable<readonly [string, HeaderValue]>) {
@@ -60,121 +60,121 @@ export class HeaderDictionary implements Iterable<[string, string]> {
   }
 
   /** The Map, made (and given the inline header) on first need. */
-  #entries(): Map<string, string | string[]> {
-    let map = this.#map;
+  private _entries(): Map<string, string | string[]> {
+    let map = this._map;
     if (map === undefined) {
       map = this.load();
-      if (this.#onlyName !== undefined) {
-        map.set(this.#onlyName, this.#onlyValue as string | string[]);
-        this.#dropOnly();
+      if (this._onlyName !== undefined) {
+        map.set(this._onlyName, this._onlyValue as string | string[]);
+        this._dropOnly();
       }
-      this.#map = map;
+      this._map = map;
     }
     return map;
   }
 
   /** Whether the entries are the inline one (or none): no Map, and nothing to load. */
-  #isInline(): boolean {
-    return this.#map === undefined && !this.#lazy;
+  private _isInline(): boolean {
+    return this._map === undefined && !this._lazy;
   }
 
   /** The stored value of `key` (lower case). */
-  #stored(key: string): string | string[] | undefined {
-    if (this.#isInline()) return key === this.#onlyName ? this.#onlyValue : undefined;
-    return this.#entries().get(key);
+  private _stored(key: string): string | string[] | undefined {
+    if (this._isInline()) return key === this._onlyName ? this._onlyValue : undefined;
+    return this._entries().get(key);
   }
 
   /** Stores `value` under `key`, inline while it is the only name. */
-  #store(key: string, value: string | string[]): void {
-    if (this.#isInline() && (this.#onlyName === undefined || this.#onlyName === key)) {
-      this.#onlyName = key;
-      this.#onlyValue = value;
-    } else this.#entries().set(key, value);
+  private _store(key: string, value: string | string[]): void {
+    if (this._isInline() && (this._onlyName === undefined || this._onlyName === key)) {
+      this._onlyName = key;
+      this._onlyValue = value;
+    } else this._entries().set(key, value);
   }
 
   get isReadOnly(): boolean {
-    return this.#readOnly;
+    return this._readOnly;
   }
 
   /** Makes the headers immutable: the response has started. */
   lock(): void {
-    this.#readOnly = true;
+    this._readOnly = true;
   }
 
   get size(): number {
-    if (this.#isInline()) return this.#onlyName === undefined ? 0 : 1;
-    return this.#entries().size;
+    if (this._isInline()) return this._onlyName === undefined ? 0 : 1;
+    return this._entries().size;
   }
 
   get(name: string): string | undefined {
-    const value = this.#stored(lowerName(name));
+    const value = this._stored(lowerName(name));
     if (value === undefined || typeof value === "string") return value;
     return value.join(", ");
   }
 
   getAll(name: string): string[] {
-    const value = this.#stored(lowerName(name));
+    const value = this._stored(lowerName(name));
     if (value === undefined) return [];
     return typeof value === "string" ? [value] : [...value];
   }
 
   has(name: string): boolean {
-    return this.#stored(lowerName(name)) !== undefined;
+    return this._stored(lowerName(name)) !== undefined;
   }
 
   set(name: string, value: HeaderValue | number): void {
-    const key = this.#checkName(name);
+    const key = this._checkName(name);
     if (typeof value === "number") value = String(value);
     if (typeof value === "string") {
-      this.#store(key, checkValue(key, value));
+      this._store(key, checkValue(key, value));
     } else {
       const values = value.map((v) => checkValue(key, v));
-      if (values.length === 0) this.#remove(key);
-      else this.#store(key, values.length === 1 ? (values[0] as string) : values);
+      if (values.length === 0) this._remove(key);
+      else this._store(key, values.length === 1 ? (values[0] as string) : values);
     }
   }
 
   append(name: string, value: string | number): void {
-    const key = this.#checkName(name);
+    const key = this._checkName(name);
     const v = checkValue(key, typeof value === "number" ? String(value) : value);
-    const existing = this.#stored(key);
-    if (existing === undefined) this.#store(key, v);
-    else if (typeof existing === "string") this.#store(key, [existing, v]);
+    const existing = this._stored(key);
+    if (existing === undefined) this._store(key, v);
+    else if (typeof existing === "string") this._store(key, [existing, v]);
     else existing.push(v);
   }
 
   delete(name: string): boolean {
-    this.#checkWritable();
-    return this.#remove(lowerName(name));
+    this._checkWritable();
+    return this._remove(lowerName(name));
   }
 
-  #remove(key: string): boolean {
-    if (!this.#isInline()) return this.#entries().delete(key);
-    if (key !== this.#onlyName) return false;
-    this.#dropOnly();
+  private _remove(key: string): boolean {
+    if (!this._isInline()) return this._entries().delete(key);
+    if (key !== this._onlyName) return false;
+    this._dropOnly();
     return true;
   }
 
-  #dropOnly(): void {
-    this.#onlyName = undefined;
-    this.#onlyValue = undefined;
+  private _dropOnly(): void {
+    this._onlyName = undefined;
+    this._onlyValue = undefined;
   }
 
   clear(): void {
-    this.#checkWritable();
-    if (this.#isInline()) this.#dropOnly();
-    else this.#entries().clear();
+    this._checkWritable();
+    if (this._isInline()) this._dropOnly();
+    else this._entries().clear();
   }
 
   *entries(): IterableIterator<[string, string]> {
-    for (const [name, value] of this.#entries()) {
+    for (const [name, value] of this._entries()) {
       if (typeof value === "string") yield [name, value];
       else for (const v of value) yield [name, v];
     }
   }
 
   keys(): IterableIterator<string> {
-    return this.#entries().keys();
+    return this._entries().keys();
   }
 
   [Symbol.iterator](): IterableIterator<[string, string]> {
@@ -183,7 +183,7 @@ export class HeaderDictionary implements Iterable<[string, string]> {
 
   /** A plain object, for logging and tests; repeated values become arrays. */
   toJSON(): Record<string, string | string[]> {
-    return Object.fromEntries(this.#entries());
+    return Object.fromEntries(this._entries());
   }
 
   /** `name\nvalue\n...`, the form the native core takes. Values were checked on entry. */
@@ -203,13 +203,13 @@ export class HeaderDictionary implements Iterable<[string, string]> {
    * @internal
    */
   forEachStored(visit: (value: string | readonly string[], name: string) => void): void {
-    const map = this.#map;
+    const map = this._map;
     if (map !== undefined) map.forEach(visit);
-    else if (this.#onlyName !== undefined) visit(this.#onlyValue as string | string[], this.#onlyName);
+    else if (this._onlyName !== undefined) visit(this._onlyValue as string | string[], this._onlyName);
   }
 
-  #checkName(name: string): string {
-    this.#checkWritable();
+  private _checkName(name: string): string {
+    this._checkWritable();
     if (name === lastCheckedName) return lastCheckedLower;
     const known = checkedNames.get(name);
     if (known !== undefined) {
@@ -225,8 +225,8 @@ export class HeaderDictionary implements Iterable<[string, string]> {
     return lower;
   }
 
-  #checkWritable(): void {
-    if (this.#readOnly) {
+  private _checkWritable(): void {
+    if (this._readOnly) {
       throw new PeregrineError(
         ErrorCodes.RESPONSE_STARTED,
         "headers cannot change after the response has started; set them before the first write, or in onStarting",

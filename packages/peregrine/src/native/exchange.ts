@@ -83,19 +83,19 @@ class NativeSeldom {
  */
 export class NativeExchange extends ServerExchange implements IHttpResetFeature, IHttpUpgradeFeature {
   readonly id: number;
-  #request: NativeRequestFeature | undefined;
-  #requestBody: NativeRequestBody | undefined;
+  private _request: NativeRequestFeature | undefined;
+  private _requestBody: NativeRequestBody | undefined;
   protected get sendsTrailers(): boolean {
     return true;
   }
-  readonly #owner: ExchangeOwner;
+  private readonly _owner: ExchangeOwner;
   /** The request record: where it is on its batch's tape, and the record once decoded. */
-  readonly #tape: Buffer;
-  readonly #view: DataView;
-  readonly #at: number;
-  #record: RequestRecord | undefined;
-  readonly #tls: ITlsConnectionFeature | undefined;
-  #seldom: NativeSeldom | undefined;
+  private readonly _tape: Buffer;
+  private readonly _view: DataView;
+  private readonly _at: number;
+  private _record: RequestRecord | undefined;
+  private readonly _tls: ITlsConnectionFeature | undefined;
+  private _nativeSeldom: NativeSeldom | undefined;
 
   /** The request record starts at `at` on `tape`; `view` is the batch's DataView over it. */
   constructor(
@@ -107,12 +107,12 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
     tls: ITlsConnectionFeature | undefined,
   ) {
     super(owner.logger, owner.exchangeLimits);
-    this.#owner = owner;
+    this._owner = owner;
     this.id = id;
-    this.#tape = tape;
-    this.#view = view;
-    this.#at = at;
-    this.#tls = tls;
+    this._tape = tape;
+    this._view = view;
+    this._at = at;
+    this._tls = tls;
   }
 
   /**
@@ -121,46 +121,46 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
    * work per request in the crossing benchmark (bench/README.md).
    */
   get request(): NativeRequestFeature {
-    this.#request ??= new NativeRequestFeature(this.#decoded(), this);
-    return this.#request;
+    this._request ??= new NativeRequestFeature(this._decoded(), this);
+    return this._request;
   }
 
-  #seldomState(): NativeSeldom {
-    this.#seldom ??= new NativeSeldom();
-    return this.#seldom;
+  private _nativeSeldomState(): NativeSeldom {
+    this._nativeSeldom ??= new NativeSeldom();
+    return this._nativeSeldom;
   }
 
-  #decoded(): RequestRecord {
-    this.#record ??= new RequestRecord(this.#tape, this.#view, this.#at);
-    return this.#record;
+  private _decoded(): RequestRecord {
+    this._record ??= new RequestRecord(this._tape, this._view, this._at);
+    return this._record;
   }
 
-  get #bodyEmpty(): boolean {
-    return requestBodyEmpty(this.#tape, this.#at);
+  private get _bodyEmpty(): boolean {
+    return requestBodyEmpty(this._tape, this._at);
   }
 
   /** Made when first asked for: most requests have no body and never read one. */
   get requestBody(): NativeRequestBody {
-    this.#requestBody ??= new NativeRequestBody(this, this.#bodyEmpty);
-    return this.#requestBody;
+    this._requestBody ??= new NativeRequestBody(this, this._bodyEmpty);
+    return this._requestBody;
   }
 
   protected override resolve<T>(key: FeatureKey<T>): T | undefined {
     switch (key as FeatureKey<unknown>) {
       case RequestTrailersKey:
-        this.#seldomState().requestTrailers ??= new RequestTrailers(
+        this._nativeSeldomState().requestTrailers ??= new RequestTrailers(
           () => this.requestBody.complete,
-          () => this.#seldom?.receivedTrailers ?? [],
+          () => this._nativeSeldom?.receivedTrailers ?? [],
         );
-        return this.#seldomState().requestTrailers as T;
+        return this._nativeSeldomState().requestTrailers as T;
       case TlsKey:
-        return this.#tls as T | undefined;
+        return this._tls as T | undefined;
       case UpgradeKey:
-        return requestVersion(this.#tape, this.#at) === 11 ? (this as unknown as T) : undefined;
+        return requestVersion(this._tape, this._at) === 11 ? (this as unknown as T) : undefined;
       case ResetKey:
-        return requestVersion(this.#tape, this.#at) === 20 ? (this as unknown as T) : undefined;
+        return requestVersion(this._tape, this._at) === 20 ? (this as unknown as T) : undefined;
       case StreamIdKey: {
-        const streamId = requestStreamId(this.#view, this.#at);
+        const streamId = requestStreamId(this._view, this._at);
         return streamId > 0 ? ({ streamId } satisfies IStreamIdFeature as T) : undefined;
       }
       default:
@@ -173,9 +173,9 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
   /** The body asks the core for its next chunk. */
   readBody(): void {
     try {
-      this.#owner.handle.readBody(this.id);
+      this._owner.handle.readBody(this.id);
     } catch (error) {
-      this.#refused(error);
+      this._refused(error);
     }
   }
 
@@ -186,26 +186,26 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
    * exchange would end, and the event would find nothing to fire. Any other error goes
    * to the app, with its code.
    */
-  #refused(error: unknown): void {
+  private _refused(error: unknown): void {
     const native = fromNativeError(error);
     if (!(native instanceof PeregrineError) || native.code !== UNKNOWN_EXCHANGE) throw native;
     this.clientGone();
   }
 
-  #packedHeaders(): string {
+  private _packedHeaders(): string {
     return this.hasHeaders ? this.headers.pack() : "";
   }
 
   protected sendHead(): void {
     try {
-      if (this.#seldom?.upgrading === true) {
+      if (this._nativeSeldom?.upgrading === true) {
         if (!this.headers.has("upgrade")) this.headers.set("upgrade", this.request.headers.get("upgrade") ?? "");
-        this.#owner.handle.upgrade(this.id, this.headers.pack());
+        this._owner.handle.upgrade(this.id, this.headers.pack());
         return;
       }
-      this.#owner.handle.startResponse(this.id, this.statusCode, this.#packedHeaders(), this.reasonPhrase);
+      this._owner.handle.startResponse(this.id, this.statusCode, this._packedHeaders(), this.reasonPhrase);
     } catch (error) {
-      this.#refused(error);
+      this._refused(error);
     }
   }
 
@@ -215,12 +215,12 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
       // A reason phrase is checked by the core, so it goes alone, where a refusal can
       // still reach the app's error handling; header names and values are checked here.
       if (reasonPhrase === undefined)
-        this.#owner.responses.add(this.id, this.statusCode, this.hasHeaders ? this.headers : undefined, chunk);
-      else this.#owner.handle.respond(this.id, this.statusCode, this.#packedHeaders(), chunk, reasonPhrase);
+        this._owner.responses.add(this.id, this.statusCode, this.hasHeaders ? this.headers : undefined, chunk);
+      else this._owner.handle.respond(this.id, this.statusCode, this._packedHeaders(), chunk, reasonPhrase);
     } catch (error) {
-      this.#refused(error);
+      this._refused(error);
     }
-    this.#close();
+    this._close();
   }
 
   /**
@@ -232,13 +232,13 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
    * (bench/README.md).
    */
   relay(source: AsyncIterable<unknown>): Promise<void> | undefined {
-    const body = this.#requestBody;
+    const body = this._requestBody;
     if (body === undefined || source !== body || body.started) return undefined;
-    return this.#relay(body);
+    return this._relay(body);
   }
 
-  async #relay(body: NativeRequestBody): Promise<void> {
-    const handle = this.#owner.handle;
+  private async _relay(body: NativeRequestBody): Promise<void> {
+    const handle = this._owner.handle;
     for await (const chunk of body) {
       await this.write(chunk);
       // The core sends from its own copy of a lent chunk (crates/peregrine-node lent.rs).
@@ -249,21 +249,21 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
   protected sendChunk(chunk: BodyChunk): boolean {
     // 1: the core's buffer is full, a write-ready event follows. 2: the client is gone,
     // and the aborted event follows.
-    return this.#owner.handle.write(this.id, chunk) !== 1;
+    return this._owner.handle.write(this.id, chunk) !== 1;
   }
 
   protected sendEnd(trailers: HeaderDictionary | undefined): void {
     try {
-      this.#owner.handle.finish(this.id, trailers === undefined ? "" : trailers.pack());
+      this._owner.handle.finish(this.id, trailers === undefined ? "" : trailers.pack());
     } catch (error) {
-      this.#refused(error);
+      this._refused(error);
     }
-    this.#close();
+    this._close();
   }
 
   protected destroy(): void {
-    this.#owner.handle.abort(this.id);
-    this.#close();
+    this._owner.handle.abort(this.id);
+    this._close();
   }
 
   protected queuedBytes(): number {
@@ -271,19 +271,19 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
   }
 
   protected connection(): IHttpConnectionFeature {
-    const seldom = this.#seldomState();
-    seldom.connection ??= new NativeConnectionFeature(this.#decoded());
+    const seldom = this._nativeSeldomState();
+    seldom.connection ??= new NativeConnectionFeature(this._decoded());
     return seldom.connection;
   }
 
   protected makeTraceIdentifier(): string {
-    return `${connectionIdString(requestConnectionId(this.#view, this.#at))}:${this.id.toString(16).padStart(8, "0").toUpperCase()}`;
+    return `${connectionIdString(requestConnectionId(this._view, this._at))}:${this.id.toString(16).padStart(8, "0").toUpperCase()}`;
   }
 
   /** The exchange is over in the core: forget its id and run onCompleted, once. */
-  #close(): void {
+  private _close(): void {
     if (!this.isClosed) {
-      this.#owner.release(this.id);
+      this._owner.release(this.id);
     }
     this.onClosed();
   }
@@ -298,19 +298,19 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
   /** The client went away (or the server stopped under it). */
   clientGone(): void {
     this.onAborted();
-    this.#close();
+    this._close();
   }
 
   /** Request trailers from the tape; the body's end follows them. */
   onTrailers(headers: [string, string][]): void {
-    this.#seldomState().receivedTrailers = headers;
+    this._nativeSeldomState().receivedTrailers = headers;
   }
 
   // ---- IHttpUpgradeFeature ----
 
   get isUpgradableRequest(): boolean {
     const headers = this.request.headers;
-    return isUpgradeRequest(this.request.protocol, (name) => headers.get(name), !this.#bodyEmpty);
+    return isUpgradeRequest(this.request.protocol, (name) => headers.get(name), !this._bodyEmpty);
   }
 
   async upgrade(): Promise<Duplex> {
@@ -325,13 +325,13 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
     }
     // The head goes out through the response state machine (onStarting runs, headers
     // lock), as a 101 from the core instead of a response head.
-    this.#seldomState().upgrading = true;
+    this._nativeSeldomState().upgrading = true;
     try {
       await this.start();
     } catch (error) {
       throw fromNativeError(error);
     } finally {
-      this.#seldomState().upgrading = false;
+      this._nativeSeldomState().upgrading = false;
     }
     // The client left before the 101 went out.
     if (this.isAborted) throw abortReason();
@@ -353,7 +353,7 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
       );
     }
     if (this.isCompleted) return;
-    this.#owner.handle.reset(this.id, errorCode);
+    this._owner.handle.reset(this.id, errorCode);
     this.clientGone();
   }
 
@@ -365,9 +365,9 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
   override set maxRequestBodySize(value: number | null) {
     super.maxRequestBodySize = value;
     try {
-      this.#owner.handle.setMaxRequestBodySize(this.id, value ?? -1);
+      this._owner.handle.setMaxRequestBodySize(this.id, value ?? -1);
     } catch (error) {
-      this.#refused(error);
+      this._refused(error);
     }
   }
 }

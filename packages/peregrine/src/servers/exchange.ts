@@ -86,28 +86,28 @@ export abstract class ServerExchange
 {
   abstract readonly request: IHttpRequestFeature;
   abstract readonly requestBody: ExchangeBody;
-  readonly #logger: Logger;
-  readonly #limits: ExchangeLimits;
-  #state = NOT_STARTED;
-  #statusCode = 200;
-  #headers: HeaderDictionary | undefined = undefined;
-  #seldom: SeldomState | undefined = undefined;
-  #closed = false;
+  private readonly _logger: Logger;
+  private readonly _limits: ExchangeLimits;
+  private _state = NOT_STARTED;
+  private _statusCode = 200;
+  private _headers: HeaderDictionary | undefined = undefined;
+  private _seldom: SeldomState | undefined = undefined;
+  private _closed = false;
 
   constructor(logger: Logger, limits: ExchangeLimits) {
     super();
-    this.#logger = logger;
-    this.#limits = limits;
+    this._logger = logger;
+    this._limits = limits;
   }
 
-  #seldomState(): SeldomState {
-    this.#seldom ??= new SeldomState();
-    return this.#seldom;
+  private _seldomState(): SeldomState {
+    this._seldom ??= new SeldomState();
+    return this._seldom;
   }
 
   /** limits.minRequestBodyDataRate, or null for no check. */
   get minRequestBodyDataRate(): MinDataRate | null {
-    return this.#limits.minRequestBodyDataRate;
+    return this._limits.minRequestBodyDataRate;
   }
 
   // ---- what subclasses provide ----
@@ -155,84 +155,84 @@ export abstract class ServerExchange
   // ---- IHttpResponseFeature ----
 
   get reasonPhrase(): string | undefined {
-    return this.#seldom?.reasonPhrase;
+    return this._seldom?.reasonPhrase;
   }
   set reasonPhrase(value: string | undefined) {
-    if (value !== undefined || this.#seldom !== undefined) this.#seldomState().reasonPhrase = value;
+    if (value !== undefined || this._seldom !== undefined) this._seldomState().reasonPhrase = value;
   }
 
   get statusCode(): number {
-    return this.#statusCode;
+    return this._statusCode;
   }
   set statusCode(value: number) {
-    if (this.#state !== NOT_STARTED) {
+    if (this._state !== NOT_STARTED) {
       throw new PeregrineError(
         ErrorCodes.RESPONSE_STARTED,
         "the status code cannot change after the response has started",
       );
     }
-    this.#statusCode = validateStatus(value);
+    this._statusCode = validateStatus(value);
   }
 
   get headers(): HeaderDictionary {
-    this.#headers ??= new HeaderDictionary();
-    return this.#headers;
+    this._headers ??= new HeaderDictionary();
+    return this._headers;
   }
   set headers(value: HeaderDictionary) {
-    this.#headers = value;
+    this._headers = value;
   }
 
   /** True when the app set any response header (saves making an empty dictionary). */
   protected get hasHeaders(): boolean {
-    return this.#headers !== undefined && this.#headers.size > 0;
+    return this._headers !== undefined && this._headers.size > 0;
   }
 
   // ---- IHttpResponseTrailersFeature ----
 
   /** Response trailers, sent after a streamed body (HTTP/2, chunked HTTP/1.1). */
   get trailers(): HeaderDictionary {
-    const seldom = this.#seldomState();
+    const seldom = this._seldomState();
     seldom.trailers ??= new HeaderDictionary();
     return seldom.trailers;
   }
   set trailers(value: HeaderDictionary) {
-    this.#seldomState().trailers = value;
+    this._seldomState().trailers = value;
   }
 
   get hasStarted(): boolean {
-    return this.#state !== NOT_STARTED;
+    return this._state !== NOT_STARTED;
   }
 
   onStarting(callback: Callback): void {
-    if (this.#state !== NOT_STARTED) {
+    if (this._state !== NOT_STARTED) {
       throw new PeregrineError(
         ErrorCodes.RESPONSE_STARTED,
         "onStarting cannot be registered after the response has started",
       );
     }
-    (this.#seldomState().onStarting ??= []).push(callback);
+    (this._seldomState().onStarting ??= []).push(callback);
   }
 
   onCompleted(callback: Callback): void {
-    (this.#seldomState().onCompleted ??= []).push(callback);
+    (this._seldomState().onCompleted ??= []).push(callback);
   }
 
   // ---- IHttpResponseBodyFeature ----
 
   get isCompleted(): boolean {
-    return this.#state === COMPLETED || this.#state === ABORTED;
+    return this._state === COMPLETED || this._state === ABORTED;
   }
 
   get isAborted(): boolean {
-    return this.#state === ABORTED;
+    return this._state === ABORTED;
   }
 
   start(): Promise<void> {
-    if (this.#state !== NOT_STARTED) return DONE;
-    const seldom = this.#seldom;
+    if (this._state !== NOT_STARTED) return DONE;
+    const seldom = this._seldom;
     if (seldom?.starting !== undefined) return seldom.starting;
     if (seldom?.onStarting !== undefined) {
-      const starting = this.#runOnStarting().then(() => this.#head());
+      const starting = this._runOnStarting().then(() => this._head());
       seldom.starting = starting;
       // Only while it runs: once settled, the state alone decides, so that after a
       // failed start the app's error handling can still answer (a 500, whole).
@@ -242,14 +242,14 @@ export abstract class ServerExchange
       starting.then(settled, settled);
       return starting;
     }
-    this.#head();
+    this._head();
     return DONE;
   }
 
   write(chunk: BodyChunk): Promise<void> {
-    const state = this.#state;
-    if (state === STARTED) return this.#write(chunk);
-    if (state === NOT_STARTED) return this.start().then(() => this.#write(chunk));
+    const state = this._state;
+    if (state === STARTED) return this._write(chunk);
+    if (state === NOT_STARTED) return this.start().then(() => this._write(chunk));
     if (state === ABORTED) return DONE;
     return Promise.reject(
       new PeregrineError(ErrorCodes.RESPONSE_STARTED, "the response has completed; nothing more can be written"),
@@ -257,57 +257,57 @@ export abstract class ServerExchange
   }
 
   flush(): Promise<void> {
-    return this.#state === NOT_STARTED ? this.start() : DONE;
+    return this._state === NOT_STARTED ? this.start() : DONE;
   }
 
   complete(chunk?: BodyChunk): Promise<void> {
-    const state = this.#state;
+    const state = this._state;
     if (state === NOT_STARTED) {
-      const seldom = this.#seldom;
+      const seldom = this._seldom;
       // A start() under way sends the head once its callbacks finish; the body follows.
       if (seldom?.starting !== undefined) return seldom.starting.then(() => this.complete(chunk));
-      if (seldom?.onStarting !== undefined) return this.#runOnStarting().then(() => this.#whole(chunk));
-      this.#whole(chunk);
+      if (seldom?.onStarting !== undefined) return this._runOnStarting().then(() => this._whole(chunk));
+      this._whole(chunk);
       return DONE;
     }
     if (state === STARTED) {
       if (chunk === undefined) {
-        this.#end();
+        this._end();
         return DONE;
       }
-      return this.#write(chunk).then(() => this.#end());
+      return this._write(chunk).then(() => this._end());
     }
     return DONE;
   }
 
-  #head(): void {
-    if (this.#state !== NOT_STARTED) return;
+  private _head(): void {
+    if (this._state !== NOT_STARTED) return;
     this.sendHead();
-    this.#headers?.lock();
+    this._headers?.lock();
     // Sending can find the client gone (the state is then ABORTED).
-    if (this.#state === NOT_STARTED) this.#state = STARTED;
+    if (this._state === NOT_STARTED) this._state = STARTED;
   }
 
-  #whole(chunk: BodyChunk | undefined): void {
-    if (this.#state !== NOT_STARTED) {
-      if (this.#state === STARTED) this.#end();
+  private _whole(chunk: BodyChunk | undefined): void {
+    if (this._state !== NOT_STARTED) {
+      if (this._state === STARTED) this._end();
       return;
     }
     // The state changes only once the transport took the response: if sending throws
     // (an invalid header, say), the app's error handler can still answer or abort.
     this.sendWhole(chunk);
-    if (this.#state === NOT_STARTED) this.#state = COMPLETED;
-    this.#headers?.lock();
+    if (this._state === NOT_STARTED) this._state = COMPLETED;
+    this._headers?.lock();
   }
 
-  #write(chunk: BodyChunk): Promise<void> {
-    if (this.#state !== STARTED) return this.write(chunk);
+  private _write(chunk: BodyChunk): Promise<void> {
+    if (this._state !== STARTED) return this.write(chunk);
     if (this.sendChunk(chunk)) return DONE;
     const waiting = new Promise<void>((resolve) => {
-      (this.#seldomState().drainWaiters ??= []).push(resolve);
+      (this._seldomState().drainWaiters ??= []).push(resolve);
     });
-    const rate = this.#limits.minResponseDataRate;
-    return rate === null ? waiting : this.#watchRate(waiting, rate);
+    const rate = this._limits.minResponseDataRate;
+    return rate === null ? waiting : this._watchRate(waiting, rate);
   }
 
   /**
@@ -315,7 +315,7 @@ export abstract class ServerExchange
    * client takes must keep up with `bytesPerSecond` after the grace period, or the
    * exchange is aborted. The clock runs only while a write waits.
    */
-  #watchRate(waiting: Promise<void>, rate: MinDataRate): Promise<void> {
+  private _watchRate(waiting: Promise<void>, rate: MinDataRate): Promise<void> {
     const since = performance.now();
     const queued = this.queuedBytes();
     let timer: NodeJS.Timeout | undefined;
@@ -332,15 +332,15 @@ export abstract class ServerExchange
     return waiting.finally(() => clearTimeout(timer));
   }
 
-  #end(): void {
-    if (this.#state !== STARTED) return;
-    this.#state = COMPLETED;
-    const trailers = this.#seldom?.trailers;
+  private _end(): void {
+    if (this._state !== STARTED) return;
+    this._state = COMPLETED;
+    const trailers = this._seldom?.trailers;
     this.sendEnd(trailers !== undefined && trailers.size > 0 ? trailers : undefined);
   }
 
-  async #runOnStarting(): Promise<void> {
-    const seldom = this.#seldom;
+  private async _runOnStarting(): Promise<void> {
+    const seldom = this._seldom;
     const callbacks = seldom?.onStarting;
     if (seldom === undefined || callbacks === undefined) return;
     seldom.onStarting = undefined;
@@ -350,7 +350,7 @@ export abstract class ServerExchange
 
   /** The transport can take more: writers waiting on backpressure go on. */
   protected onDrain(): void {
-    const seldom = this.#seldom;
+    const seldom = this._seldom;
     const waiters = seldom?.drainWaiters;
     if (seldom === undefined || waiters === undefined) return;
     seldom.drainWaiters = undefined;
@@ -360,56 +360,56 @@ export abstract class ServerExchange
   // ---- IHttpRequestLifetimeFeature ----
 
   get signal(): AbortSignal {
-    const seldom = this.#seldomState();
+    const seldom = this._seldomState();
     if (seldom.controller === undefined) {
       seldom.controller = new AbortController();
-      if (this.#state === ABORTED) seldom.controller.abort(abortReason());
+      if (this._state === ABORTED) seldom.controller.abort(abortReason());
     }
     return seldom.controller.signal;
   }
 
   abort(): void {
-    if (this.#state === COMPLETED || this.#state === ABORTED) return;
+    if (this._state === COMPLETED || this._state === ABORTED) return;
     this.onAborted();
     this.destroy();
   }
 
   /** The client went away (or the app aborted): fire the signal, fail pending reads and writes. */
   protected onAborted(): void {
-    if (this.#state === ABORTED || this.#state === COMPLETED) return;
-    this.#state = ABORTED;
+    if (this._state === ABORTED || this._state === COMPLETED) return;
+    this._state = ABORTED;
     const reason = abortReason();
-    this.#seldom?.controller?.abort(reason);
+    this._seldom?.controller?.abort(reason);
     this.requestBody.fail(reason);
     this.onDrain();
   }
 
   /** The exchange is over on the transport: run onCompleted callbacks, once. */
   protected onClosed(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this._closed) return;
+    this._closed = true;
     this.onDrain();
-    const seldom = this.#seldom;
+    const seldom = this._seldom;
     const callbacks = seldom?.onCompleted;
     if (seldom === undefined || callbacks === undefined) return;
     seldom.onCompleted = undefined;
-    void runCompleted(callbacks, this.#logger);
+    void runCompleted(callbacks, this._logger);
   }
 
   /** True once onClosed ran. */
   get isClosed(): boolean {
-    return this.#closed;
+    return this._closed;
   }
 
   // ---- IHttpRequestIdentifierFeature ----
 
   get traceIdentifier(): string {
-    const seldom = this.#seldomState();
+    const seldom = this._seldomState();
     seldom.traceIdentifier ??= this.makeTraceIdentifier();
     return seldom.traceIdentifier;
   }
   set traceIdentifier(value: string) {
-    this.#seldomState().traceIdentifier = value;
+    this._seldomState().traceIdentifier = value;
   }
 
   // ---- IHttpMaxRequestBodySizeFeature ----
@@ -419,8 +419,8 @@ export abstract class ServerExchange
   }
 
   get maxRequestBodySize(): number | null {
-    const set = this.#seldom?.maxRequestBodySize;
-    return set === undefined ? this.#limits.maxRequestBodySize : set;
+    const set = this._seldom?.maxRequestBodySize;
+    return set === undefined ? this._limits.maxRequestBodySize : set;
   }
   set maxRequestBodySize(value: number | null) {
     if (this.isReadOnly) {
@@ -435,7 +435,7 @@ export abstract class ServerExchange
         `maxRequestBodySize ${value} is invalid: use a whole number of bytes >= 0, or null`,
       );
     }
-    this.#seldomState().maxRequestBodySize = value;
+    this._seldomState().maxRequestBodySize = value;
   }
 }
 
