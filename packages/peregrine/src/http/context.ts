@@ -28,12 +28,12 @@ export class HttpContext {
   // The three features every request reads, looked up again only when the collection
   // changed (its revision moved). Fields here rather than an object of their own: one
   // allocation per request fewer.
-  #revision = -1;
-  #request: IHttpRequestFeature | undefined = undefined;
-  #response: IHttpResponseFeature | undefined = undefined;
-  #body: IHttpResponseBodyFeature | undefined = undefined;
-  #items: Map<unknown, unknown> | undefined;
-  #connection: ConnectionInfo | undefined;
+  private _revision = -1;
+  private _request: IHttpRequestFeature | undefined = undefined;
+  private _response: IHttpResponseFeature | undefined = undefined;
+  private _body: IHttpResponseBodyFeature | undefined = undefined;
+  private _items: Map<unknown, unknown> | undefined;
+  private _connection: ConnectionInfo | undefined;
 
   /** The endpoint routing matched, or undefined (then the pipeline ends in 404/405). */
   endpoint: RouteEndpoint | undefined;
@@ -48,46 +48,46 @@ export class HttpContext {
     this.response = new HttpResponse(this);
   }
 
-  #check(): void {
+  private _check(): void {
     const revision = this.features.revision;
-    if (revision !== this.#revision) {
-      this.#revision = revision;
-      this.#request = undefined;
-      this.#response = undefined;
-      this.#body = undefined;
+    if (revision !== this._revision) {
+      this._revision = revision;
+      this._request = undefined;
+      this._response = undefined;
+      this._body = undefined;
     }
   }
 
   /** @internal The request feature, for the views. */
   requestFeature(): IHttpRequestFeature {
-    this.#check();
-    this.#request ??= need(this.features, IHttpRequestFeature);
-    return this.#request;
+    this._check();
+    this._request ??= need(this.features, IHttpRequestFeature);
+    return this._request;
   }
 
   /** @internal The response feature, for the views. */
   responseFeature(): IHttpResponseFeature {
-    this.#check();
-    this.#response ??= need(this.features, IHttpResponseFeature);
-    return this.#response;
+    this._check();
+    this._response ??= need(this.features, IHttpResponseFeature);
+    return this._response;
   }
 
   /** @internal The response-body feature, for the views. */
   bodyFeature(): IHttpResponseBodyFeature {
-    this.#check();
-    this.#body ??= need(this.features, IHttpResponseBodyFeature);
-    return this.#body;
+    this._check();
+    this._body ??= need(this.features, IHttpResponseBodyFeature);
+    return this._body;
   }
 
   /** Per-request storage for middleware. */
   get items(): Map<unknown, unknown> {
-    this.#items ??= new Map();
-    return this.#items;
+    this._items ??= new Map();
+    return this._items;
   }
 
   get connection(): ConnectionInfo {
-    this.#connection ??= new ConnectionInfo(this.features);
-    return this.#connection;
+    this._connection ??= new ConnectionInfo(this.features);
+    return this._connection;
   }
 
   /** Fires when the client goes away or the request is aborted. */
@@ -124,44 +124,44 @@ function need<T>(features: IFeatureCollection, key: FeatureKey<T>): T {
 }
 
 export class HttpRequest {
-  readonly #ctx: HttpContext;
-  #query: URLSearchParams | undefined;
-  #queryFor: string | undefined;
+  private readonly _ctx: HttpContext;
+  private _query: URLSearchParams | undefined;
+  private _queryFor: string | undefined;
 
-  #routeValues: RouteValues | undefined;
+  private _routeValues: RouteValues | undefined;
 
   constructor(ctx: HttpContext) {
-    this.#ctx = ctx;
+    this._ctx = ctx;
   }
 
   // Private methods rather than private getters here and below: Node 20's V8 reads a
   // private getter through a runtime call wherever the access is not inlined
   // (Runtime_LoadPrivateGetter, about 1 % of the JS thread under load).
-  #feature(): IHttpRequestFeature {
-    return this.#ctx.requestFeature();
+  private _feature(): IHttpRequestFeature {
+    return this._ctx.requestFeature();
   }
 
   /** Values captured by the route template, e.g. `{ id: "42" }` for "/users/{id}". */
   get routeValues(): RouteValues {
-    this.#routeValues ??= {};
-    return this.#routeValues;
+    this._routeValues ??= {};
+    return this._routeValues;
   }
   set routeValues(value: RouteValues) {
-    this.#routeValues = value;
+    this._routeValues = value;
   }
 
   get method(): string {
-    return this.#feature().method;
+    return this._feature().method;
   }
   set method(value: string) {
-    this.#feature().method = value;
+    this._feature().method = value;
   }
 
   get scheme(): string {
-    return this.#feature().scheme;
+    return this._feature().scheme;
   }
   set scheme(value: string) {
-    this.#feature().scheme = value;
+    this._feature().scheme = value;
   }
 
   get isHttps(): boolean {
@@ -170,70 +170,70 @@ export class HttpRequest {
 
   /** The Host header (HTTP/2's :authority), with port when the client sent one. */
   get host(): string {
-    return this.#feature().headers.get("host") ?? "";
+    return this._feature().headers.get("host") ?? "";
   }
   set host(value: string) {
-    this.#feature().headers.set("host", value);
+    this._feature().headers.set("host", value);
   }
 
   get path(): string {
-    return this.#feature().path;
+    return this._feature().path;
   }
   set path(value: string) {
-    this.#feature().path = value;
+    this._feature().path = value;
   }
 
   get pathBase(): string {
-    return this.#feature().pathBase;
+    return this._feature().pathBase;
   }
   set pathBase(value: string) {
-    this.#feature().pathBase = value;
+    this._feature().pathBase = value;
   }
 
   get queryString(): string {
-    return this.#feature().queryString;
+    return this._feature().queryString;
   }
   set queryString(value: string) {
-    this.#feature().queryString = value;
+    this._feature().queryString = value;
   }
 
   /** The parsed query string. */
   get query(): URLSearchParams {
-    const qs = this.#feature().queryString;
-    if (this.#query === undefined || this.#queryFor !== qs) {
-      this.#query = new URLSearchParams(qs);
-      this.#queryFor = qs;
+    const qs = this._feature().queryString;
+    if (this._query === undefined || this._queryFor !== qs) {
+      this._query = new URLSearchParams(qs);
+      this._queryFor = qs;
     }
-    return this.#query;
+    return this._query;
   }
 
   get protocol(): string {
-    return this.#feature().protocol;
+    return this._feature().protocol;
   }
 
   get rawTarget(): string {
-    return this.#feature().rawTarget;
+    return this._feature().rawTarget;
   }
 
   get headers(): HeaderDictionary {
-    return this.#feature().headers;
+    return this._feature().headers;
   }
 
   get contentType(): string | undefined {
-    return this.#feature().headers.get("content-type");
+    return this._feature().headers.get("content-type");
   }
 
   get contentLength(): number | undefined {
-    const value = this.#feature().headers.get("content-length");
+    const value = this._feature().headers.get("content-length");
     return value === undefined ? undefined : Number(value);
   }
 
   /** The body as a stream of chunks; it can be read once. */
   get body(): AsyncIterable<Uint8Array> {
-    return this.#feature().body;
+    return this._feature().body;
   }
   set body(value: AsyncIterable<Uint8Array>) {
-    this.#feature().body = value;
+    this._feature().body = value;
   }
 
   /** The whole body as bytes. */
@@ -253,109 +253,109 @@ export class HttpRequest {
 }
 
 export class HttpResponse {
-  readonly #ctx: HttpContext;
+  private readonly _ctx: HttpContext;
 
   constructor(ctx: HttpContext) {
-    this.#ctx = ctx;
+    this._ctx = ctx;
   }
 
-  #feature(): IHttpResponseFeature {
-    return this.#ctx.responseFeature();
+  private _feature(): IHttpResponseFeature {
+    return this._ctx.responseFeature();
   }
 
-  #body(): IHttpResponseBodyFeature {
-    return this.#ctx.bodyFeature();
+  private _body(): IHttpResponseBodyFeature {
+    return this._ctx.bodyFeature();
   }
 
   get statusCode(): number {
-    return this.#feature().statusCode;
+    return this._feature().statusCode;
   }
   set statusCode(value: number) {
-    this.#feature().statusCode = value;
+    this._feature().statusCode = value;
   }
 
   get reasonPhrase(): string | undefined {
-    return this.#feature().reasonPhrase;
+    return this._feature().reasonPhrase;
   }
   set reasonPhrase(value: string | undefined) {
-    this.#feature().reasonPhrase = value;
+    this._feature().reasonPhrase = value;
   }
 
   get headers(): HeaderDictionary {
-    return this.#feature().headers;
+    return this._feature().headers;
   }
 
   get contentType(): string | undefined {
-    return this.#feature().headers.get("content-type");
+    return this._feature().headers.get("content-type");
   }
   set contentType(value: string | undefined) {
-    if (value === undefined) this.#feature().headers.delete("content-type");
-    else this.#feature().headers.set("content-type", value);
+    if (value === undefined) this._feature().headers.delete("content-type");
+    else this._feature().headers.set("content-type", value);
   }
 
   /** True once the headers were sent; they are read-only from then on. */
   get hasStarted(): boolean {
-    return this.#feature().hasStarted;
+    return this._feature().hasStarted;
   }
 
   /** Writes a chunk; resolves when more may be written (backpressure). */
   write(chunk: BodyChunk): Promise<void> {
-    return this.#body().write(chunk);
+    return this._body().write(chunk);
   }
 
   /** Ends the response, with an optional last chunk. */
   end(chunk?: BodyChunk): Promise<void> {
-    return this.#body().complete(chunk);
+    return this._body().complete(chunk);
   }
 
   /** Sends the headers now, without a body chunk. */
   start(): Promise<void> {
-    return this.#body().start();
+    return this._body().start();
   }
 
   onStarting(callback: () => void | Promise<void>): void {
-    this.#feature().onStarting(callback);
+    this._feature().onStarting(callback);
   }
 
   onCompleted(callback: () => void | Promise<void>): void {
-    this.#feature().onCompleted(callback);
+    this._feature().onCompleted(callback);
   }
 
   /** Sends a redirect: 302, or 301 when permanent. */
   redirect(location: string, permanent = false): void {
     this.statusCode = permanent ? 301 : 302;
-    this.#feature().headers.set("location", location);
+    this._feature().headers.set("location", location);
   }
 }
 
 /** The connection a request arrived on. */
 export class ConnectionInfo {
-  readonly #features: IFeatureCollection;
+  private readonly _features: IFeatureCollection;
   constructor(features: IFeatureCollection) {
-    this.#features = features;
+    this._features = features;
   }
-  #feature() {
-    return need(this.#features, IHttpConnectionFeature);
+  private _feature() {
+    return need(this._features, IHttpConnectionFeature);
   }
   get id(): string {
-    return this.#feature().connectionId;
+    return this._feature().connectionId;
   }
   get remoteAddress(): string {
-    return this.#feature().remoteAddress;
+    return this._feature().remoteAddress;
   }
   set remoteAddress(value: string) {
-    this.#feature().remoteAddress = value;
+    this._feature().remoteAddress = value;
   }
   get remotePort(): number {
-    return this.#feature().remotePort;
+    return this._feature().remotePort;
   }
   set remotePort(value: number) {
-    this.#feature().remotePort = value;
+    this._feature().remotePort = value;
   }
   get localAddress(): string {
-    return this.#feature().localAddress;
+    return this._feature().localAddress;
   }
   get localPort(): number {
-    return this.#feature().localPort;
+    return this._feature().localPort;
   }
 }

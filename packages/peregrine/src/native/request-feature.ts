@@ -11,14 +11,14 @@ export interface BodySource {
 
 /** Request headers decoded from the tape the first time anything reads them. */
 class NativeRequestHeaders extends HeaderDictionary {
-  readonly #record: RequestRecord;
+  private readonly _record: RequestRecord;
   constructor(record: RequestRecord) {
     super();
-    this.#record = record;
+    this._record = record;
   }
   protected override load(): Map<string, string | string[]> {
     const map = new Map<string, string | string[]>();
-    for (const [name, value] of this.#record.headers()) {
+    for (const [name, value] of this._record.headers()) {
       const existing = map.get(name);
       if (existing === undefined) map.set(name, value);
       else if (typeof existing === "string") map.set(name, [existing, value]);
@@ -26,7 +26,7 @@ class NativeRequestHeaders extends HeaderDictionary {
     }
     // HTTP/2 carries the host in :authority; surface it as Host, as HTTP/1.1 does.
     if (!map.has("host")) {
-      const authority = this.#record.authority;
+      const authority = this._record.authority;
       if (authority !== "") map.set("host", authority);
     }
     return map;
@@ -48,22 +48,22 @@ const READ_AHEAD_BYTES = 128 * 1024;
  * wait, so a slow reader bounds what the server holds for it.
  */
 export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterator<Uint8Array> {
-  readonly #source: BodySource;
-  #queue: Buffer[] = [];
-  #ended: boolean;
+  private readonly _source: BodySource;
+  private _queue: Buffer[] = [];
+  private _ended: boolean;
   /** The core reported the body's end (or there was none). */
-  #received: boolean;
-  #error: Error | undefined;
+  private _received: boolean;
+  private _error: Error | undefined;
   /** Chunks asked of the core and not yet answered. */
-  #asked = 0;
-  #queuedBytes = 0;
-  #iterating = false;
-  #waiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: unknown) => void } | undefined;
+  private _asked = 0;
+  private _queuedBytes = 0;
+  private _iterating = false;
+  private _waiter: { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: unknown) => void } | undefined;
 
   constructor(source: BodySource, empty: boolean) {
-    this.#source = source;
-    this.#ended = empty;
-    this.#received = empty;
+    this._source = source;
+    this._ended = empty;
+    this._received = empty;
   }
 
   /**
@@ -71,64 +71,64 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
    * upgradable request has no body of its own, so nothing was read before.
    */
   reopenForUpgrade(): void {
-    this.#ended = false;
-    this.#received = false;
-    this.#iterating = false;
+    this._ended = false;
+    this._received = false;
+    this._iterating = false;
   }
 
   /** True once the whole body has arrived (request trailers are then known). */
   get complete(): boolean {
-    return this.#received;
+    return this._received;
   }
 
   /** True once the app started reading (the body size limit is then fixed). */
   get started(): boolean {
-    return this.#iterating;
+    return this._iterating;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    if (this.#iterating) {
+    if (this._iterating) {
       throw new PeregrineError(ErrorCodes.BODY_CONSUMED, "the request body can be read only once");
     }
-    this.#iterating = true;
+    this._iterating = true;
     return this;
   }
 
   next(): Promise<IteratorResult<Uint8Array>> {
-    const chunk = this.#queue.shift();
+    const chunk = this._queue.shift();
     if (chunk !== undefined) {
-      this.#queuedBytes -= chunk.byteLength;
-      this.#pull();
+      this._queuedBytes -= chunk.byteLength;
+      this._pull();
       return Promise.resolve({ value: chunk, done: false });
     }
-    if (this.#error !== undefined) return Promise.reject(this.#error);
-    if (this.#ended) return Promise.resolve({ value: undefined, done: true });
-    this.#pull();
+    if (this._error !== undefined) return Promise.reject(this._error);
+    if (this._ended) return Promise.resolve({ value: undefined, done: true });
+    this._pull();
     // Asking the core can fail at once (the exchange is over there).
-    if (this.#error !== undefined) return Promise.reject(this.#error);
+    if (this._error !== undefined) return Promise.reject(this._error);
     return new Promise((resolve, reject) => {
-      this.#waiter = { resolve, reject };
+      this._waiter = { resolve, reject };
     });
   }
 
   return(): Promise<IteratorResult<Uint8Array>> {
     // The app stopped reading; the rest is discarded when the exchange ends.
-    this.#ended = true;
-    this.#queue = [];
-    this.#queuedBytes = 0;
+    this._ended = true;
+    this._queue = [];
+    this._queuedBytes = 0;
     return Promise.resolve({ value: undefined, done: true });
   }
 
-  #pull(): void {
+  private _pull(): void {
     while (
-      this.#asked < READ_AHEAD_CHUNKS &&
-      this.#queuedBytes < READ_AHEAD_BYTES &&
-      !this.#ended &&
-      this.#error === undefined
+      this._asked < READ_AHEAD_CHUNKS &&
+      this._queuedBytes < READ_AHEAD_BYTES &&
+      !this._ended &&
+      this._error === undefined
     ) {
-      this.#asked++;
+      this._asked++;
       try {
-        this.#source.readBody();
+        this._source.readBody();
       } catch (error) {
         this.fail(
           new PeregrineError(ErrorCodes.REQUEST_ABORTED, "the request ended before its body was read", {
@@ -140,24 +140,24 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
   }
 
   onData(chunk: Buffer): void {
-    this.#asked--;
-    const waiter = this.#waiter;
+    this._asked--;
+    const waiter = this._waiter;
     if (waiter !== undefined) {
-      this.#waiter = undefined;
+      this._waiter = undefined;
       waiter.resolve({ value: chunk, done: false });
-      this.#pull();
-    } else if (!this.#ended) {
-      this.#queue.push(chunk);
-      this.#queuedBytes += chunk.byteLength;
+      this._pull();
+    } else if (!this._ended) {
+      this._queue.push(chunk);
+      this._queuedBytes += chunk.byteLength;
     }
   }
 
   onEnd(): void {
-    this.#received = true;
-    this.#asked = 0;
-    this.#ended = true;
-    const waiter = this.#waiter;
-    this.#waiter = undefined;
+    this._received = true;
+    this._asked = 0;
+    this._ended = true;
+    const waiter = this._waiter;
+    this._waiter = undefined;
     waiter?.resolve({ value: undefined, done: true });
   }
 
@@ -169,11 +169,11 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
 
   /** Ends reading with an error (body error, abort); a finished body is left alone. */
   fail(error: Error): void {
-    this.#asked = 0;
-    if (this.#ended && this.#queue.length === 0 && this.#waiter === undefined) return;
-    this.#error = error;
-    const waiter = this.#waiter;
-    this.#waiter = undefined;
+    this._asked = 0;
+    if (this._ended && this._queue.length === 0 && this._waiter === undefined) return;
+    this._error = error;
+    const waiter = this._waiter;
+    this._waiter = undefined;
     waiter?.reject(error);
   }
 }
@@ -192,13 +192,13 @@ export class NativeRequestFeature implements IHttpRequestFeature {
   path: string;
   queryString: string;
   rawTarget: string;
-  #headers: HeaderDictionary | undefined;
-  readonly #record: RequestRecord;
-  readonly #owner: RequestBodyHolder;
-  #body: AsyncIterable<Uint8Array> | undefined;
+  private _headers: HeaderDictionary | undefined;
+  private readonly _record: RequestRecord;
+  private readonly _owner: RequestBodyHolder;
+  private _body: AsyncIterable<Uint8Array> | undefined;
 
   constructor(record: RequestRecord, owner: RequestBodyHolder) {
-    this.#record = record;
+    this._record = record;
     this.protocol = record.protocol;
     this.scheme = record.https ? "https" : "http";
     this.method = record.method;
@@ -206,22 +206,22 @@ export class NativeRequestFeature implements IHttpRequestFeature {
     const { path, queryString } = splitTarget(record.target);
     this.path = path;
     this.queryString = queryString;
-    this.#owner = owner;
+    this._owner = owner;
   }
 
   /** The exchange's body, made when first asked for: most requests never read one. */
   get body(): AsyncIterable<Uint8Array> {
-    return this.#body ?? this.#owner.requestBody;
+    return this._body ?? this._owner.requestBody;
   }
   set body(value: AsyncIterable<Uint8Array>) {
-    this.#body = value;
+    this._body = value;
   }
 
   get headers(): HeaderDictionary {
-    this.#headers ??= new NativeRequestHeaders(this.#record);
-    return this.#headers;
+    this._headers ??= new NativeRequestHeaders(this._record);
+    return this._headers;
   }
   set headers(value: HeaderDictionary) {
-    this.#headers = value;
+    this._headers = value;
   }
 }
