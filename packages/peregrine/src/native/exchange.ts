@@ -147,12 +147,14 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
 
   protected override resolve<T>(key: FeatureKey<T>): T | undefined {
     switch (key as FeatureKey<unknown>) {
-      case RequestTrailersKey:
-        this._nativeSeldomState().requestTrailers ??= new RequestTrailers(
+      case RequestTrailersKey: {
+        const seldom = this._nativeSeldomState();
+        seldom.requestTrailers ??= new RequestTrailers(
           () => this.requestBody.complete,
-          () => this._nativeSeldom?.receivedTrailers ?? [],
+          () => seldom.receivedTrailers ?? [],
         );
-        return this._nativeSeldomState().requestTrailers as T;
+        return seldom.requestTrailers as T;
+      }
       case TlsKey:
         return this._tls as T | undefined;
       case UpgradeKey:
