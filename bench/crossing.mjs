@@ -186,8 +186,10 @@ export async function measureCrossing({
 
 export function crossingTable(rows) {
   const f = (v) => Math.round(v).toLocaleString("en-US");
+  const wall = rows.some(({ server }) => server?.jsThreadClock === "wall");
+  const jsThreadColumn = wall ? "JS thread: wall time less injection (mean)" : "JS thread: CPU less injection (mean)";
   const lines = [
-    "| requests per wake | crossing, server only: ns/request (mean) | of which injection | JS thread: CPU less injection (mean) | p50 | ± | with the app pipeline: ns/request (mean) | p50 | ± | round trip: ns/request (mean) | p50 | ± |",
+    `| requests per wake | crossing, server only: ns/request (mean) | of which injection | ${jsThreadColumn} | p50 | ± | with the app pipeline: ns/request (mean) | p50 | ± | round trip: ns/request (mean) | p50 | ± |`,
     "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   const cells = (r) => (r == null ? "– | – | –" : `${f(r.mean)} | ${f(r.p50)} | ${r.rme.toFixed(1)}%`);
