@@ -26,23 +26,39 @@ use crate::batch::{BatchRecord, FieldTable, Malformed};
 use crate::convert;
 use crate::tape::Tape;
 
-/// A batch taken from JS: its records, copied, and the bodies that crossed as values.
+/// A batch taken from JS: its records, copied, the bodies that crossed as values, and
+/// its header field count ([`check`]).
 pub struct PendingBatch {
     pub records: Bytes,
     pub bodies: Vec<Bytes>,
+    pub field_count: usize,
 }
 
-/// Checks a batch's framing and counts the bodies it expects in the bodies array. A
-/// malformed batch is refused as a whole, before any of its responses goes out.
-pub fn check(records: &[u8]) -> Result<usize, Malformed> {
+/// What [`check`] found in a well-formed batch.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Checked {
+    /// Bodies the batch expects in the bodies array.
+    pub array_bodies: usize,
+    /// Header fields in all its records.
+    pub field_count: usize,
+}
+
+/// Checks a batch's framing and every header block. A malformed batch is refused as a
+/// whole, before any of its responses goes out; one that passes is not walked for
+/// errors again on the runtime.
+pub fn check(records: &[u8]) -> Result<Checked, Malformed> {
     let mut rest = records;
-    let mut array_bodies = 0;
+    let mut checked = Checked {
+        array_bodies: 0,
+        field_count: 0,
+    };
     while !rest.is_empty() {
-        let (record, tail) = BatchRecord::split(rest)?;
-        array_bodies += usize::from(record.body_in_array);
+        let (record, tail) = BatchRecord::frame(rest)?;
+        checked.field_count += record.count_fields()?;
+        checked.array_bodies += usize::from(record.body_in_array);
         rest = tail;
     }
-    Ok(array_bodies)
+    Ok(checked)
 }
 
 /// The answering side of one server handle: its bridge, the header fields its batches
@@ -105,14 +121,12 @@ impl Answerer {
     fn answer(&self, batch: PendingBatch) {
         let records = &batch.records;
         let mut parsed: Vec<BatchRecord<'_>> = Vec::new();
-        let mut field_count = 0;
         let mut rest: &[u8] = records;
         while !rest.is_empty() {
             // Checked on the JS thread before it was queued.
-            let Ok((record, tail)) = BatchRecord::split(rest) else {
+            let Ok((record, tail)) = BatchRecord::frame(rest) else {
                 break;
             };
-            field_count += record.field_count;
             parsed.push(record);
             rest = tail;
         }
@@ -124,7 +138,7 @@ impl Answerer {
         // only until the head is encoded, so the copy lives about as long as the
         // batch's heads. Bodies get copies of their own: a slow client may hold its body
         // for long, and must not keep a whole batch alive with it.
-        let mut fields = Vec::with_capacity(field_count);
+        let mut fields = Vec::with_capacity(batch.field_count);
         let mut ranges = Vec::with_capacity(parsed.len());
         {
             let mut table = lock(&self.fields);
@@ -250,10 +264,12 @@ mod tests {
 
     fn batch(records: Vec<Vec<u8>>, bodies: Vec<Bytes>) -> PendingBatch {
         let records = records.concat();
-        assert_eq!(check(&records), Ok(bodies.len()));
+        let checked = check(&records).unwrap();
+        assert_eq!(checked.array_bodies, bodies.len());
         PendingBatch {
             records: Bytes::from(records),
             bodies,
+            field_count: checked.field_count,
         }
     }
 
@@ -314,10 +330,10 @@ mod tests {
     fn a_malformed_batch_is_refused_whole() {
         let mut records = record(1, 200, &[], b"ok");
         records.extend_from_slice(&record(2, 200, &[], b"cut")[..16]);
-        assert_eq!(check(&records), Err(Malformed));
+        assert_eq!(check(&records).err(), Some(Malformed));
         // A field tag past the table is malformed too.
         let mut headers = Vec::new();
         indexed(&mut headers, 5000);
-        assert_eq!(check(&record(1, 200, &headers, &[])), Err(Malformed));
+        assert_eq!(check(&record(1, 200, &headers, &[])).err(), Some(Malformed));
     }
 }

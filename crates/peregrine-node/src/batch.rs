@@ -43,18 +43,15 @@ pub struct BatchRecord<'a> {
     pub id: u32,
     pub status: u16,
     header_bytes: usize,
-    /// The fields in the header block.
-    pub field_count: usize,
     pub body_in_array: bool,
     /// Headers, then the inline body.
     block: &'a [u8],
 }
 
 impl<'a> BatchRecord<'a> {
-    /// Splits the first record off a batch: (record, the rest). The record's header
-    /// block is checked to be well formed, so that a batch is refused as a whole
-    /// before any of its responses goes out.
-    pub fn split(bytes: &'a [u8]) -> Result<(BatchRecord<'a>, &'a [u8]), Malformed> {
+    /// Splits the first record off a batch: (record, the rest). Only the framing is
+    /// checked; [`BatchRecord::count_fields`] checks the header block.
+    pub fn frame(bytes: &'a [u8]) -> Result<(BatchRecord<'a>, &'a [u8]), Malformed> {
         let head = bytes.get(..RECORD_HEAD).ok_or(Malformed)?;
         let header_bytes = u32_at(head, 6) as usize;
         let body_length = u32_at(head, 10);
@@ -70,19 +67,25 @@ impl<'a> BatchRecord<'a> {
             return Err(Malformed);
         }
         let (block, rest) = rest.split_at(block_length);
-        let mut record = BatchRecord {
+        let record = BatchRecord {
             id: u32_at(head, 0),
             status: u16::from_le_bytes([head[4], head[5]]),
             header_bytes,
-            field_count: 0,
             body_in_array,
             block,
         };
-        let mut fields = Fields::new(record.headers());
-        while fields.next().transpose()?.is_some() {
-            record.field_count += 1;
-        }
         Ok((record, rest))
+    }
+
+    /// Walks the header block: the number of fields, or Malformed when a field is cut
+    /// short or mistagged.
+    pub fn count_fields(&self) -> Result<usize, Malformed> {
+        let mut fields = Fields::new(self.headers());
+        let mut count = 0;
+        while fields.next().transpose()?.is_some() {
+            count += 1;
+        }
+        Ok(count)
     }
 
     pub fn headers(&self) -> &'a [u8] {
@@ -403,6 +406,13 @@ mod tests {
         assert!(block.is_unique());
     }
 
+    /// A record framed and its header block checked, as `answerer::check` does.
+    fn split(bytes: &[u8]) -> Result<(BatchRecord<'_>, &[u8]), Malformed> {
+        let (record, rest) = BatchRecord::frame(bytes)?;
+        record.count_fields()?;
+        Ok((record, rest))
+    }
+
     #[test]
     fn split_walks_records_and_refuses_malformed_ones() {
         let mut headers = Vec::new();
@@ -410,10 +420,10 @@ mod tests {
         indexed(&mut headers, 2);
         let mut batch = record(9, 204, &headers, b"hi");
         batch.extend(record(10, 200, &[], b""));
-        let (first, rest) = BatchRecord::split(&batch).unwrap();
+        let (first, rest) = split(&batch).unwrap();
         assert_eq!((first.id, first.status, first.body()), (9, 204, &b"hi"[..]));
         assert_eq!(first.headers(), &headers[..]);
-        let (second, rest) = BatchRecord::split(rest).unwrap();
+        let (second, rest) = split(rest).unwrap();
         assert_eq!((second.id, second.headers().len(), rest.len()), (10, 0, 0));
 
         // Each way a header block can be cut short or mistagged.
@@ -424,12 +434,9 @@ mod tests {
         long_name.extend_from_slice(&100u32.to_le_bytes());
         long_name.extend_from_slice(b"short");
         for bad in [&too_high[..], &[1u8][..], &bad_define[..], &long_name[..]] {
-            assert_eq!(
-                BatchRecord::split(&record(1, 200, bad, b"")).err(),
-                Some(Malformed)
-            );
+            assert_eq!(split(&record(1, 200, bad, b"")).err(), Some(Malformed));
         }
-        let (_, cut) = BatchRecord::split(&batch[..batch.len() - 1]).unwrap();
-        assert_eq!(BatchRecord::split(cut).err(), Some(Malformed));
+        let (_, cut) = split(&batch[..batch.len() - 1]).unwrap();
+        assert_eq!(split(cut).err(), Some(Malformed));
     }
 }

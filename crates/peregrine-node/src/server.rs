@@ -447,11 +447,11 @@ impl NativeServer {
     /// response refused there aborts its exchange and reaches JS as a `refused` event.
     #[napi]
     pub fn respond_batch(&self, records: BufferSlice, bodies: Array) -> napi::Result<()> {
-        let expected = answerer::check(&records).map_err(|_: Malformed| {
+        let checked = answerer::check(&records).map_err(|_: Malformed| {
             napi::Error::from_reason("PEREGRINE_INTERNAL: a response batch is malformed")
         })?;
-        let mut converted = Vec::with_capacity(expected);
-        for index in 0..expected as u32 {
+        let mut converted = Vec::with_capacity(checked.array_bodies);
+        for index in 0..checked.array_bodies as u32 {
             let value: Unknown = bodies.get(index)?.ok_or_else(|| {
                 napi::Error::from_reason("PEREGRINE_INTERNAL: a response batch lost a body")
             })?;
@@ -460,6 +460,7 @@ impl NativeServer {
         self.answerer.queue(PendingBatch {
             records: Bytes::copy_from_slice(&records),
             bodies: converted,
+            field_count: checked.field_count,
         });
         Ok(())
     }

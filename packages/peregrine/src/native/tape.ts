@@ -204,11 +204,8 @@ export function requestStreamId(view: DataView, at: number): number {
 export class RequestRecord {
   readonly tape: Buffer;
   readonly version: number;
-  readonly bodyEmpty: boolean;
   readonly https: boolean;
   readonly connectionId: number;
-  /** -1 when the request declared none. */
-  readonly contentLength: number;
   readonly method: string;
   readonly target: string;
   /** Offsets of lazily decoded parts. */
@@ -219,10 +216,8 @@ export class RequestRecord {
   constructor(tape: Buffer, view: DataView, at: number) {
     this.tape = tape;
     this.version = requestVersion(tape, at);
-    this.bodyEmpty = requestBodyEmpty(tape, at);
     this.https = requestHttps(tape, at);
     this.connectionId = requestConnectionId(view, at);
-    this.contentLength = view.getFloat64(at + 10, true);
     this.addressesAt = at + 22;
     let p = at + 22 + 38;
     const methodLength = view.getUint16(p, true);
