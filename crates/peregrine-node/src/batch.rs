@@ -214,7 +214,7 @@ impl FieldTable {
     }
 
     /// Appends the headers of one record to `out`; `block` is its header block, already
-    /// checked by [`BatchRecord::split`]. Literal values are slices of `block`; stored
+    /// checked by [`BatchRecord::count_fields`]. Literal values are slices of `block`; stored
     /// fields own their bytes, so that the table does not hold a batch's memory. Every
     /// definition in the block is applied, even when a field before it is refused,
     /// because JS counts on them; the first refusal is returned, and then `out` is left
