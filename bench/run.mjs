@@ -9,6 +9,7 @@ import { makeCertificate } from "./lib/certs.mjs";
 import { ratioChart } from "./lib/chart.mjs";
 import { checkRoutes } from "./lib/check.mjs";
 import { readConfig, usage } from "./lib/config.mjs";
+import { saturatedLoad, withCoreUse } from "./lib/cores.mjs";
 import { describeMachine, pinning } from "./lib/machine.mjs";
 import { runForJson } from "./lib/process.mjs";
 import { recordInReadme, reportMarkdown } from "./lib/report.mjs";
@@ -65,10 +66,24 @@ function summarize(workload, servers, measured) {
       ratio: baseValue && v !== null ? v / baseValue : null,
       ratioRange: minMax(perRun),
       p99Ratio: baseP99 && p99Ms !== null ? p99Ms / baseP99 : null,
+      serverCoreBusy: median(runs.map((r) => r.serverCoreBusy)),
+      loadCoreBusy: median(runs.map((r) => r.loadCoreBusy)),
       errors: runs.reduce((sum, r) => sum + r.errors, 0),
       runs,
     };
   });
+}
+
+const percent = (share) => `${Math.round(share * 100)} %`;
+
+/** Says which figure of a workload the load generator limited, and how far it reached. */
+function loadNotice(workload, { server, ratio }) {
+  const reach = ratio === null ? "" : ` (${ratio.toFixed(2)}× ${workload.baseline})`;
+  return (
+    `${workload.id}: the load generator kept its core ${percent(server.loadCoreBusy)} busy against ${server.label}, ` +
+    `at ${Math.round(server.value).toLocaleString("en-US")} ${workload.metric.unit}${reach}: ` +
+    "that figure is the load generator's limit on this machine, and no server can be measured beyond it."
+  );
 }
 
 /** Starts servers for workloads and stops them; one instance per (server, workload). */
@@ -198,11 +213,14 @@ async function runWorkload(workload, candidates, servers, results, ctx, notices)
         }
         const handle = handles[index];
         try {
-          const result = await measure(handle, config.duration);
+          const result = await withCoreUse(ctx.pinning, () => measure(handle, config.duration));
           measured.get(handle.server.id).push(result);
           const figure = workload.metric.value(result);
           log(
             `${workload.id} run ${run + 1}/${config.runs}: ${handle.server.label} ${figure === null ? "n/a" : figure.toFixed(2)} ${workload.metric.unit}` +
+              (result.loadCoreBusy === null
+                ? ""
+                : `, cores busy: server ${percent(result.serverCoreBusy)}, load ${percent(result.loadCoreBusy)}`) +
               (result.errors > 0 ? ` (${result.errors} errors)` : ""),
           );
         } catch (error) {
@@ -213,6 +231,8 @@ async function runWorkload(workload, candidates, servers, results, ctx, notices)
     }
     const running = handles.map((h) => h.server).filter((s) => !failed.has(s.id));
     const summaries = summarize(workload, running, measured);
+    const saturated = saturatedLoad(workload, summaries);
+    if (saturated) notices.push(loadNotice(workload, saturated));
     return {
       id: workload.id,
       title: workload.title,
@@ -224,7 +244,8 @@ async function runWorkload(workload, candidates, servers, results, ctx, notices)
       baseline: workload.baseline,
       ...(rate === undefined ? {} : { offeredRps: rate }),
       servers: summaries,
-      targets: evaluateTargets(workload, summaries),
+      loadSaturatedAt: saturated ? { server: saturated.server.id, value: saturated.server.value } : null,
+      targets: evaluateTargets(workload, summaries, saturated),
     };
   } finally {
     await Promise.all(handles.map((h) => servers.stop(h)));
@@ -236,7 +257,7 @@ async function loadHarness(config, pin, notices) {
   const workloads = select(WORKLOADS, config.workloads, "workload");
   const servers = new Servers(pin, notices);
   process.once("SIGINT", () => servers.stopAll().then(() => process.exit(130)));
-  const ctx = { root, pin: pin.load, config };
+  const ctx = { root, pin: pin.load, pinning: pin, config };
   const results = [];
   try {
     for (const workload of workloads) {

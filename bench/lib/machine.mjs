@@ -45,17 +45,25 @@ export function describeMachine(root) {
 
 /**
  * The command prefixes that pin a server to core 0 and the load generator to core 1,
- * with a notice when that is not possible (then both run unpinned).
+ * with the cores' indexes, and a notice when that is not possible (then both run
+ * unpinned).
  */
 export function pinning() {
-  const none = (notice) => ({ server: [], load: [], pinned: false, notice });
+  const none = (notice) => ({ server: [], load: [], pinned: false, serverCores: [], loadCores: [], notice });
   if (spawnSync("taskset", ["-c", "0", "true"]).status !== 0) {
     return none("taskset is unavailable (Debian package util-linux): servers and wrk run unpinned.");
   }
   if (os.availableParallelism() < 2 || spawnSync("taskset", ["-c", "1", "true"]).status !== 0) {
     return none("this process may use only one core: servers and wrk share it, unpinned.");
   }
-  return { server: ["taskset", "-c", "0"], load: ["taskset", "-c", "1"], pinned: true, notice: undefined };
+  return {
+    server: ["taskset", "-c", "0"],
+    load: ["taskset", "-c", "1"],
+    pinned: true,
+    serverCores: [0],
+    loadCores: [1],
+    notice: undefined,
+  };
 }
 
 /**

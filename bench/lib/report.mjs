@@ -10,6 +10,14 @@ const times = (v) => (v === null || v === undefined ? "n/a" : `${v.toFixed(2)}×
 const fixed = (digits) => (v) => (v === null || v === undefined ? "n/a" : v.toFixed(digits));
 const ms = fixed(2);
 const mib = fixed(1);
+const percent = (v) => (v === null || v === undefined ? "n/a" : `${Math.round(v * 100)} %`);
+
+/** How busy the server's and the load generator's cores were (medians over the runs). */
+const coresCell = ["cores busy: server / load", (s) => `${percent(s.serverCoreBusy)} / ${percent(s.loadCoreBusy)}`];
+
+/** A target's verdict, saying when the load generator could not reach it. */
+const verdictText = (t) =>
+  `**${t.result}**${t.loadReach ? ` (the load generator saturated at ${times(t.loadReach)})` : ""}`;
 
 /** The median over a server's runs of one field. */
 const med = (s, pick) => median(s.runs.map(pick));
@@ -26,11 +34,13 @@ const COLUMNS = {
     ["vs baseline (min–max)", ratioWithRange],
     ["p99 ms (median)", (s) => ms(s.p99Ms)],
     ["p99 vs baseline", (s) => times(s.p99Ratio)],
+    coresCell,
     ["errors", (s) => String(s.errors)],
   ],
   mibps: [
     ["MiB/s echoed (median)", (s) => mib(s.value)],
     ["vs baseline (min–max)", ratioWithRange],
+    coresCell,
     ["errors", (s) => String(s.errors)],
   ],
   rssGrowth: [
@@ -62,7 +72,7 @@ const HEADINGS = {
 function targetCell(w, s) {
   return w.targets
     .filter((t) => t.subject === s.id)
-    .map((t) => `${describeTarget(t)}: ${times(t.measured)}, **${t.result}**`)
+    .map((t) => `${describeTarget(t)}: ${times(t.measured)}, ${verdictText(t)}`)
     .join("; ");
 }
 
@@ -93,7 +103,7 @@ export function targetsTable(results) {
   for (const w of results.workloads) {
     for (const t of w.targets) {
       const subject = w.servers.find((s) => s.id === t.subject)?.label ?? t.subject;
-      lines.push(`| ${w.short} | ${subject} ${describeTarget(t)} | ${times(t.measured)} | **${t.result}** |`);
+      lines.push(`| ${w.short} | ${subject} ${describeTarget(t)} | ${times(t.measured)} | ${verdictText(t)} |`);
     }
   }
   const c = results.crossingTarget;

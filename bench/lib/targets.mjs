@@ -16,9 +16,13 @@ export function describeTarget(target) {
 
 /**
  * Evaluates a workload's targets for each subject server in `summaries` (the rows of
- * run.mjs's summarize()); returns one entry per subject and target.
+ * run.mjs's summarize()); returns one entry per subject and target. With `saturated`
+ * (cores.mjs saturatedLoad), a missed target above the ratio the load generator
+ * reached carries that ratio as `loadReach`: the harness could not have measured it
+ * met on this machine.
+ * @param {{ server: { value: number }, ratio: number | null } | null} [saturated]
  */
-export function evaluateTargets(workload, summaries) {
+export function evaluateTargets(workload, summaries, saturated = null) {
   const byId = new Map(summaries.map((s) => [s.id, s]));
   const out = [];
   for (const subject of summaries.filter((s) => s.role === "subject")) {
@@ -29,6 +33,8 @@ export function evaluateTargets(workload, summaries) {
         reference?.value && subject.value !== null && subject.value !== undefined
           ? subject.value / reference.value
           : null;
+      const result = verdict(measured, target);
+      const loadReach = saturated && reference?.value ? saturated.server.value / reference.value : null;
       out.push({
         subject: subject.id,
         reference: referenceId,
@@ -36,7 +42,8 @@ export function evaluateTargets(workload, summaries) {
         min: target.min,
         max: target.max,
         measured,
-        result: verdict(measured, target),
+        result,
+        loadReach: result === "missed" && target.min !== undefined && loadReach < target.min ? loadReach : null,
       });
     }
   }
