@@ -278,6 +278,50 @@ describe("HTTP/1.1 connections", () => {
     expect(peak - before).toBeLessThan(8 * 1024 * 1024);
   });
 
+  it("relays a request body in JS when the response has onStarting callbacks to run first", async () => {
+    const { url } = await serve((app) => {
+      app.mapPost("/echo", (ctx) => {
+        ctx.response.onStarting(async () => {
+          await new Promise((r) => setTimeout(r, 5));
+          ctx.response.headers.set("x-started", "yes");
+        });
+        return ctx.request.body;
+      });
+    });
+    const payload = randomBytes(3 * 1024 * 1024);
+    const res = await fetch(`${url}/echo`, { method: "POST", body: payload });
+    expect(res.headers.get("x-started")).toBe("yes");
+    expect(Buffer.from(await res.arrayBuffer()).equals(payload)).toBe(true);
+  });
+
+  it("answers a relayed body over the size limit as a failed read: 413", async () => {
+    const started = await startApp((app) => app.mapPost("/echo", (ctx) => ctx.request.body), {
+      limits: { maxRequestBodySize: 8 },
+    });
+    apps.push(started.app);
+    const client = await connect(started.port);
+    client.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789");
+    const text = (await client.waitFor((r) => r.toString().includes("\r\n\r\n"))).toString();
+    expect(text).toMatch(/^HTTP\/1\.1 413 /);
+  });
+
+  it("runs onCompleted once a request body is relayed", async () => {
+    let completed = 0;
+    const { url } = await serve((app) => {
+      app.mapPost("/echo", (ctx) => {
+        ctx.response.onCompleted(() => {
+          completed++;
+        });
+        ctx.response.headers.set("content-type", "text/plain");
+        return ctx.request.body;
+      });
+    });
+    const res = await fetch(`${url}/echo`, { method: "POST", body: "relayed" });
+    expect(res.headers.get("content-type")).toBe("text/plain");
+    expect(await res.text()).toBe("relayed");
+    await expect.poll(() => completed).toBe(1);
+  });
+
   it("leaves request body chunks the app keeps untouched when it streams them back", async () => {
     const kept: Buffer[] = [];
     const { url } = await serve((app) => {

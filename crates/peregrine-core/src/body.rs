@@ -316,6 +316,59 @@ impl Body for RequestBody {
     }
 }
 
+/// A request body sent back as its response's body ([`crate::bridge::Bridge::relay`]),
+/// from its first frame, which was read before the response head went out: its data
+/// only. Request trailers describe the request, as they do when the app reads the body
+/// itself; they are not the response's.
+pub(crate) struct RelayedBody {
+    first: Option<Frame<Bytes>>,
+    rest: RequestBody,
+    /// The declared length, taken before the first frame was read.
+    length: Option<u64>,
+}
+
+impl RelayedBody {
+    pub fn new(first: Option<Frame<Bytes>>, rest: RequestBody, length: Option<u64>) -> Self {
+        RelayedBody {
+            first,
+            rest,
+            length,
+        }
+    }
+}
+
+impl Body for RelayedBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = self.get_mut();
+        if let Some(first) = this.first.take() {
+            if first.is_data() {
+                return Poll::Ready(Some(Ok(first)));
+            }
+        }
+        loop {
+            match std::task::ready!(Pin::new(&mut this.rest).poll_frame(cx)) {
+                Some(Ok(frame)) if frame.is_trailers() => continue,
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.as_ref().is_none_or(|f| !f.is_data()) && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.length
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
+    }
+}
+
 /// Reads an HTTP/2 stream: DATA frames, then trailers. Each chunk's bytes are released
 /// to flow control as it is handed out, so the peer's window refills only as fast as
 /// the body is read.

@@ -25,11 +25,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
+use http_body_util::BodyExt;
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::body::{BodyChunk, BodyWriter, ChannelSignal, RequestBody, ResponseBody, WriteOutcome};
+use crate::body::{
+    BodyChunk, BodyWriter, ChannelSignal, RelayedBody, RequestBody, ResponseBody, WriteOutcome,
+};
 use crate::connection::ConnectionInfo;
 use crate::error::{Error, ErrorCode};
 use crate::guard::Rejection;
@@ -315,6 +318,23 @@ fn already_started(id: ExchangeId) -> Error {
     )
 }
 
+/// A response head, its reason phrase checked: done before anything changes, so that a
+/// bad phrase leaves the exchange as it was.
+fn response_head(
+    status: StatusCode,
+    headers: HeaderMap,
+    reason: Option<&str>,
+) -> Result<http::response::Parts, Error> {
+    let mut head = http::Response::new(());
+    if let Some(reason) = reason {
+        crate::handler::set_reason_phrase(&mut head, reason)?;
+    }
+    let (mut parts, ()) = head.into_parts();
+    parts.status = status;
+    parts.headers = headers;
+    Ok(parts)
+}
+
 fn unknown(id: ExchangeId) -> Error {
     Error::new(
         ErrorCode::UnknownExchange,
@@ -565,17 +585,10 @@ impl<Q: EventQueue> Bridge<Q> {
         headers: HeaderMap,
         reason: Option<&str>,
     ) -> Result<(), Error> {
-        // Checked before anything changes, so a bad phrase leaves the exchange as it was.
-        let mut head = http::Response::new(ResponseBody::empty());
-        if let Some(reason) = reason {
-            crate::handler::set_reason_phrase(&mut head, reason)?;
-        }
+        let head = response_head(status, headers, reason)?;
         let responder = self.take_responder(id)?;
         let body = self.response_channel(id, None);
-        let (mut parts, _) = head.into_parts();
-        parts.status = status;
-        parts.headers = headers;
-        let _ = responder.send(Answer::outcome(Ok(http::Response::from_parts(parts, body))));
+        let _ = responder.send(Answer::outcome(Ok(http::Response::from_parts(head, body))));
         Ok(())
     }
 
@@ -599,6 +612,91 @@ impl<Q: EventQueue> Bridge<Q> {
             }
         }
         body
+    }
+
+    /// Answers with the exchange's own unread request body as the response body, which
+    /// the connection then streams without the host (an echo, a host relaying what it
+    /// was sent): each chunk goes out as soon as it is read, and the next is read
+    /// after. The request body's limits still apply, and request trailers stay the
+    /// request's.
+    ///
+    /// The head goes out once the first chunk is in, as when the host writes each
+    /// chunk itself: reading first asks a client that expects `100 Continue` for the
+    /// body (hyper sends it only before a response head), and a limit the body breaks
+    /// before its first byte still reaches the host as [`Event::BodyError`], with the
+    /// exchange unanswered. Otherwise [`Event::End`] says the response went out, and
+    /// the exchange has ended, as with a whole response. A body that breaks off later
+    /// ends the connection, as any broken response body does. Fails, leaving the
+    /// exchange as it was, when the response has started or the body is being read.
+    pub fn relay(
+        &self,
+        id: ExchangeId,
+        status: StatusCode,
+        headers: HeaderMap,
+        reason: Option<&str>,
+    ) -> Result<(), Error> {
+        let head = response_head(status, headers, reason)?;
+        let mut map = lock(&self.exchanges);
+        let exchange = map.get_mut(&id).ok_or_else(|| unknown(id))?;
+        if exchange.responder.is_none() {
+            return Err(already_started(id));
+        }
+        let body = match std::mem::replace(&mut exchange.body, BodyState::Gone) {
+            BodyState::Idle(body) => body,
+            other => {
+                exchange.body = other;
+                return Err(Error::new(
+                    ErrorCode::BodyRead,
+                    format!("the body of request {id} is being read or was read: only an unread body can be relayed"),
+                ));
+            }
+        };
+        let cancel = exchange
+            .cancel
+            .get_or_insert_with(CancellationToken::new)
+            .clone();
+        drop(map);
+        if let Some(me) = self.me.upgrade() {
+            self.runtime
+                .spawn(me.relay_once_read(id, head, body, cancel));
+        }
+        Ok(())
+    }
+
+    async fn relay_once_read(
+        self: Arc<Self>,
+        id: ExchangeId,
+        head: http::response::Parts,
+        mut body: RequestBody,
+        cancel: CancellationToken,
+    ) {
+        let length = body.content_length();
+        let first = tokio::select! {
+            frame = body.frame() => frame,
+            _ = cancel.cancelled() => return,
+        };
+        let first = match first {
+            None => None,
+            Some(Ok(frame)) => Some(frame),
+            Some(Err(error)) => {
+                self.body_failed(id, error);
+                return;
+            }
+        };
+        let taken = {
+            let mut map = lock(&self.exchanges);
+            let taken = Self::take_unanswered(&mut map, id);
+            self.removed(&map);
+            taken
+        };
+        // Gone meanwhile: the client left, and the host heard.
+        let Ok((responder, exchange)) = taken else {
+            return;
+        };
+        self.push(Event::End { id });
+        let body = ResponseBody::stream(RelayedBody::new(first, body, length));
+        let _ = responder.send(Answer::outcome(Ok(http::Response::from_parts(head, body))));
+        drop(exchange);
     }
 
     /// Upgrades the exchange's connection (the upgrade feature): answers 101 with
@@ -802,25 +900,28 @@ impl<Q: EventQueue> Bridge<Q> {
                     return;
                 }
                 Some(Err(error)) => {
-                    // Limit errors leave the client there to hear the app's 413 or 408; any other
-                    // error means the body broke off.
-                    let broken =
-                        !matches!(error.code, ErrorCode::BodyTooLarge | ErrorCode::BodyTooSlow);
-                    if broken {
-                        // The body broke off: the client is gone or its framing is bad.
-                        // Either way the exchange cannot finish, so end it as aborted.
-                        // The app hears both at once: told of the error alone, it could
-                        // answer and end the exchange before the abort came, and its
-                        // signal would never fire.
-                        self.abort(id);
-                        self.push_together(Event::BodyError { id, error }, Event::Aborted { id });
-                    } else {
-                        self.push(Event::BodyError { id, error });
-                    }
+                    self.body_failed(id, error);
                     return;
                 }
             };
             self.push(event);
+        }
+    }
+
+    /// Tells the host that reading the request body failed.
+    fn body_failed(&self, id: ExchangeId, error: Error) {
+        // Limit errors leave the client there to hear the app's 413 or 408; any other
+        // error means the body broke off.
+        let broken = !matches!(error.code, ErrorCode::BodyTooLarge | ErrorCode::BodyTooSlow);
+        if broken {
+            // The body broke off: the client is gone or its framing is bad. Either way
+            // the exchange cannot finish, so end it as aborted. The app hears both at
+            // once: told of the error alone, it could answer and end the exchange
+            // before the abort came, and its signal would never fire.
+            self.abort(id);
+            self.push_together(Event::BodyError { id, error }, Event::Aborted { id });
+        } else {
+            self.push(Event::BodyError { id, error });
         }
     }
 }

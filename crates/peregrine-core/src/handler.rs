@@ -66,7 +66,10 @@ impl std::error::Error for Abort {}
 
 /// Sets a custom HTTP/1.1 reason phrase ("200 Fine Thanks"). HTTP/2 has none. The
 /// phrase must be visible ASCII, spaces or tabs.
-pub fn set_reason_phrase(response: &mut Response, reason: &str) -> Result<(), crate::Error> {
+pub fn set_reason_phrase<B>(
+    response: &mut http::Response<B>,
+    reason: &str,
+) -> Result<(), crate::Error> {
     let phrase = hyper::ext::ReasonPhrase::try_from(reason.as_bytes().to_vec()).map_err(|_| {
         crate::Error::new(
             crate::ErrorCode::InvalidStatus,

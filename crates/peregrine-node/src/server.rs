@@ -484,6 +484,26 @@ impl NativeServer {
             .map_err(js_error)
     }
 
+    /// Answers with the request's own unread body as the response body, streamed by the
+    /// core; the exchange ends here, as with `respond`.
+    #[napi]
+    pub fn relay(
+        &self,
+        id: u32,
+        status: u32,
+        headers: String,
+        reason: Option<String>,
+    ) -> napi::Result<()> {
+        self.bridge
+            .relay(
+                id,
+                convert::status(status)?,
+                convert::headers(&headers)?,
+                reason.as_deref(),
+            )
+            .map_err(js_error)
+    }
+
     /// Upgrades the request's connection: 101 with the packed headers; afterwards
     /// readBody, write and finish carry the upgraded stream.
     #[napi]

@@ -57,6 +57,8 @@ export interface NativeServerHandle {
   /** Whole responses: see ResponseBatch. The core answers them on its own threads; a refusal comes back as a `refused` tape event. */
   respondBatch(records: Buffer, bodies: (string | Uint8Array | undefined)[]): void;
   startResponse(id: number, status: number, headers: string, reason?: string | undefined): void;
+  /** Answers with the request's own unread body, which the core streams back; the exchange ends, as with respond. */
+  relay(id: number, status: number, headers: string, reason?: string | undefined): void;
   /** 0: go on; 1: buffer full, wait for write-ready; 2: closed. */
   write(id: number, chunk: string | Uint8Array): number;
   finish(id: number, trailers: string): void;

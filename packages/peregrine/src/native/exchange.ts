@@ -227,18 +227,39 @@ export class NativeExchange extends ServerExchange implements IHttpResetFeature,
 
   /**
    * IHttpResponseBodyFeature.relay: the app answered with its own request body, unread.
-   * Its chunks then reach no one but this loop, so each is given back to the core as
-   * soon as the core has it, instead of when V8 collects its Buffer. V8 starts a
-   * major collection for every 64 MiB of such memory: in a streamed echo that cost
-   * about a quarter of the server's CPU, and the core read into cold memory
-   * (bench/README.md).
+   * The core streams it back itself (`relay`), each chunk written as soon as it is
+   * read and before the next is read, with no chunk crossing into JS: crossing, a
+   * chunk was written after the next one was read, from memory that had left the
+   * cache meanwhile (bench/README.md). The exchange ends here, as with a whole
+   * response. When the response has started, or has onStarting callbacks or trailers,
+   * the chunks cross and are written back in JS.
    */
   relay(source: AsyncIterable<unknown>): Promise<void> | undefined {
     const body = this._requestBody;
     if (body === undefined || source !== body || body.started) return undefined;
-    return this._relay(body);
+    if (this._nativeSeldom?.upgrading === true || !this.transportMayComplete) return this._relay(body);
+    return this._relayInCore(body);
   }
 
+  private async _relayInCore(body: NativeRequestBody): Promise<void> {
+    try {
+      this._owner.handle.relay(this.id, this.statusCode, this._packedHeaders(), this.reasonPhrase);
+    } catch (error) {
+      this._refused(error);
+    }
+    // Settled by the core's events: the end once the response went out, or the body's
+    // error or abort, which the app handles as it would a failed read.
+    await body.relayed();
+    this.completedByTransport();
+    this._close();
+  }
+
+  /**
+   * The relay in JS. Its chunks reach no one but this loop, so each is given back to
+   * the core as soon as the core has it, instead of when V8 collects its Buffer. V8
+   * starts a major collection for every 64 MiB of such memory: in a streamed echo that
+   * cost about a quarter of the server's CPU, and the core read into cold memory.
+   */
   private async _relay(body: NativeRequestBody): Promise<void> {
     const handle = this._owner.handle;
     for await (const chunk of body) {

@@ -111,6 +111,20 @@ export class NativeRequestBody implements AsyncIterable<Uint8Array>, AsyncIterat
     });
   }
 
+  /**
+   * The core relays the body into the response (NativeExchange.relay), so no chunk
+   * comes here. Resolves with the end event, once the core had the first chunk and
+   * sent the response head; rejects with the body's error (a limit broken before the
+   * first byte) or the abort.
+   */
+  relayed(): Promise<void> {
+    this._iterating = true;
+    if (this._error !== undefined) return Promise.reject(this._error);
+    return new Promise((resolve, reject) => {
+      this._waiter = { resolve: () => resolve(), reject };
+    });
+  }
+
   return(): Promise<IteratorResult<Uint8Array>> {
     // The app stopped reading; the rest is discarded when the exchange ends.
     this._ended = true;

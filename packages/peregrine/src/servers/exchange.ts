@@ -300,6 +300,28 @@ export abstract class ServerExchange
     this._headers?.lock();
   }
 
+  /**
+   * Whether the transport may stream the response body on its own (the native
+   * server's relay of an unread request body): not once the response has started, nor
+   * with onStarting callbacks to run or trailers to send, which the exchange must do
+   * itself.
+   */
+  protected get transportMayComplete(): boolean {
+    const seldom = this._seldom;
+    return (
+      this._state === NOT_STARTED &&
+      seldom?.onStarting === undefined &&
+      seldom?.starting === undefined &&
+      (seldom?.trailers === undefined || seldom.trailers.size === 0)
+    );
+  }
+
+  /** The transport sent the response, head and body, on its own: it is complete. */
+  protected completedByTransport(): void {
+    if (this._state === NOT_STARTED) this._state = COMPLETED;
+    this._headers?.lock();
+  }
+
   private _write(chunk: BodyChunk): Promise<void> {
     if (this._state !== STARTED) return this.write(chunk);
     if (this.sendChunk(chunk)) return DONE;
