@@ -41,7 +41,7 @@ function runCrossing(config, pin) {
     "--json",
     `--time=${config.crossingTime}`,
   ];
-  return runForJson(argv, { cwd: root, timeoutMs: 600_000 });
+  return runForJson(argv, { cwd: root, timeoutMs: 600_000 }).then(({ json }) => json);
 }
 
 /** Medians and ratios to the baseline of one workload's runs, one row per server. */

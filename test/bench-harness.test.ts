@@ -2,7 +2,7 @@
 // target the load generator could not have measured met (bench/lib/cores.mjs).
 import os from "node:os";
 import { describe, expect, it } from "vitest";
-import { busyShare, cpuTimes, SATURATED, saturatedLoad } from "../bench/lib/cores.mjs";
+import { busyShare, cpuTimes, SATURATED, saturatedLoad, withCoreUse } from "../bench/lib/cores.mjs";
 import { targetsTable } from "../bench/lib/report.mjs";
 import { evaluateTargets } from "../bench/lib/targets.mjs";
 
@@ -47,6 +47,30 @@ describe("core use", () => {
     expect(busyShare(before, after, [])).toBeNull();
     expect(busyShare(before, after, [7])).toBeNull();
     expect(busyShare(null, after, [0])).toBeNull();
+  });
+});
+
+describe("a run's core use", () => {
+  const pinned = { pinned: true, serverCores: [0], loadCores: [1] };
+  const window = {
+    before: new Map([
+      [0, { busy: 0, total: 100 }],
+      [1, { busy: 0, total: 100 }],
+    ]),
+    after: new Map([
+      [0, { busy: 99, total: 200 }],
+      [1, { busy: 40, total: 200 }],
+    ]),
+  };
+
+  it("covers the load generator's own run when the result says when that was", async () => {
+    const result = await withCoreUse(pinned, async () => ({ rps: 5, cpu: window }));
+    expect(result).toEqual({ rps: 5, serverCoreBusy: 0.99, loadCoreBusy: 0.4 });
+  });
+
+  it("is not measured unpinned", async () => {
+    const result = await withCoreUse({ ...pinned, pinned: false }, async () => ({ rps: 5, cpu: window }));
+    expect(result).toEqual({ rps: 5, serverCoreBusy: null, loadCoreBusy: null });
   });
 });
 

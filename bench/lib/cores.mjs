@@ -47,13 +47,16 @@ export function busyShare(before, after, cores) {
 }
 
 /**
- * Runs `measure` and adds how busy the pinned cores were meanwhile, as
- * `serverCoreBusy` and `loadCoreBusy` (null when unpinned or not on Linux).
+ * Runs `measure` and adds how busy the pinned cores were, as `serverCoreBusy` and
+ * `loadCoreBusy` (null when unpinned or not on Linux): while the load generator ran,
+ * when the result says when that was (`cpu`, from process.mjs runToEnd), otherwise
+ * over the whole of `measure`.
  */
 export async function withCoreUse(pin, measure) {
-  const before = pin.pinned ? cpuTimes() : null;
-  const result = await measure();
-  const after = before === null ? null : cpuTimes();
+  const outer = pin.pinned ? cpuTimes() : null;
+  const { cpu, ...result } = await measure();
+  const before = outer === null ? null : (cpu?.before ?? outer);
+  const after = outer === null ? null : (cpu?.after ?? cpuTimes());
   return {
     ...result,
     serverCoreBusy: busyShare(before, after, pin.serverCores),

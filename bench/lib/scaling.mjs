@@ -56,7 +56,8 @@ export async function runScaling({ root, config, notices, log }) {
       if (config.warmup > 0) await wrk(handle, config.warmup);
       const runs = [];
       for (let run = 0; run < config.runs; run++) {
-        runs.push(await wrk(handle, config.duration));
+        const { cpu: _window, ...run } = await wrk(handle, config.duration);
+        runs.push(run);
         log(`scaling run ${run + 1}/${config.runs}: ${server.label} ${Math.round(runs.at(-1).rps)} req/s`);
       }
       return {

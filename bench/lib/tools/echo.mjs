@@ -17,6 +17,6 @@ export async function runEcho({ root, pin, base, bytes }) {
   // A slow server still finishes 1 GiB within minutes; a stuck one is stopped.
   const timeoutMs = 300_000;
   const argv = [...pin, client, `--url=${base}/echo`, `--bytes=${bytes}`, `--timeout-ms=${timeoutMs}`];
-  const raw = await runForJson(argv, { timeoutMs: timeoutMs + 10_000 });
-  return { mibps: raw.mibps, seconds: raw.seconds, bytes: raw.bytes, errors: 0 };
+  const { json: raw, cpu } = await runForJson(argv, { timeoutMs: timeoutMs + 10_000 });
+  return { mibps: raw.mibps, seconds: raw.seconds, bytes: raw.bytes, errors: 0, cpu };
 }

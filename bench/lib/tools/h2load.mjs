@@ -64,7 +64,7 @@ export async function runH2load({ pin, url, seconds, clients, streams = 1, h1 = 
   if (perClientRps !== undefined) argv.push(`--rps=${perClientRps}`);
   argv.push(url);
   try {
-    const { code, timedOut, out } = await runToEnd(argv, {
+    const { code, timedOut, out, cpu } = await runToEnd(argv, {
       timeoutMs: (seconds + 30) * 1000,
       missing: "install the Debian package nghttp2-client",
     });
@@ -84,6 +84,7 @@ export async function runH2load({ pin, url, seconds, clients, streams = 1, h1 = 
       latencyMs: logLatency(readFileSync(log, "utf8")),
       errors,
       errorDetail: summary.errors,
+      cpu,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

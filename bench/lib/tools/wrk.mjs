@@ -22,7 +22,7 @@ export async function runWrk({ root, pin, base, workload, connections, seconds, 
     `${base}${workload.path}`,
   ];
   if (workload.scriptArgs.length > 0) argv.push("--", ...workload.scriptArgs);
-  const raw = await runForJson(argv, {
+  const { json: raw, cpu } = await runForJson(argv, {
     timeoutMs: (seconds + 30) * 1000,
     missing: "install the Debian package wrk",
   });
@@ -34,5 +34,6 @@ export async function runWrk({ root, pin, base, workload, connections, seconds, 
     latencyMs: { mean: ms(raw.latencyUs.mean), p50: ms(raw.latencyUs.p50), p99: ms(raw.latencyUs.p99) },
     errors,
     errorDetail: raw.errors,
+    cpu,
   };
 }
