@@ -689,9 +689,15 @@ impl<Q: EventQueue> Bridge<Q> {
             self.removed(&map);
             taken
         };
-        // Gone meanwhile: the client left, and the host heard.
-        let Ok((responder, exchange)) = taken else {
-            return;
+        let (responder, exchange) = match taken {
+            Ok(taken) => taken,
+            // Gone meanwhile: the client left, and the host heard.
+            Err(error) if error.code == ErrorCode::UnknownExchange => return,
+            // The host started a response of its own meanwhile: the relay cannot follow.
+            Err(error) => {
+                self.push(Event::BodyError { id, error });
+                return;
+            }
         };
         self.push(Event::End { id });
         let body = ResponseBody::stream(RelayedBody::new(first, body, length));

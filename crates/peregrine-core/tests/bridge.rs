@@ -413,3 +413,28 @@ async fn only_an_unread_body_is_relayed() {
     client.read_until(|t| t.ends_with("abc")).await;
     server.stop(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_started_during_a_relay_ends_the_relay() {
+    let (bridge, notify) = bridge();
+    let (server, port) = start(bridge.clone(), |_| {});
+    let mut client = RawClient::connect(port).await;
+    client
+        .send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+        .await;
+    let id = next_request(&bridge, &notify).await;
+    relay(&bridge, id).unwrap();
+    // Before the first chunk comes, the host answers on its own.
+    bridge
+        .start_response(id, StatusCode::OK, HeaderMap::new(), None)
+        .unwrap();
+    client.send(b"hello").await;
+    let code = next_event(&bridge, &notify, |e| match e {
+        Event::BodyError { id: failed, error } if failed == id => Some(error.code),
+        _ => None,
+    })
+    .await;
+    assert_eq!(code, ErrorCode::ResponseAlreadyStarted);
+    bridge.finish(id, None).unwrap();
+    server.stop(Duration::from_secs(1)).await;
+}
