@@ -12,7 +12,7 @@ import { readConfig, usage } from "./lib/config.mjs";
 import { saturatedLoad, withCoreUse } from "./lib/cores.mjs";
 import { describeMachine, pinning } from "./lib/machine.mjs";
 import { runForJson } from "./lib/process.mjs";
-import { recordInReadme, reportMarkdown } from "./lib/report.mjs";
+import { percent, recordInReadme, reportMarkdown } from "./lib/report.mjs";
 import { runScaling } from "./lib/scaling.mjs";
 import { overTls, SERVERS, startServer } from "./lib/servers.mjs";
 import { median, minMax } from "./lib/stats.mjs";
@@ -73,8 +73,6 @@ function summarize(workload, servers, measured) {
     };
   });
 }
-
-const percent = (share) => `${Math.round(share * 100)} %`;
 
 /** Says which figure of a workload the load generator limited, and how far it reached. */
 function loadNotice(workload, { server, ratio }) {

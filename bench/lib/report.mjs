@@ -10,7 +10,8 @@ const times = (v) => (v === null || v === undefined ? "n/a" : `${v.toFixed(2)}×
 const fixed = (digits) => (v) => (v === null || v === undefined ? "n/a" : v.toFixed(digits));
 const ms = fixed(2);
 const mib = fixed(1);
-const percent = (v) => (v === null || v === undefined ? "n/a" : `${Math.round(v * 100)} %`);
+/** A share of 0 to 1 as a whole percentage, or n/a. */
+export const percent = (v) => (v === null || v === undefined ? "n/a" : `${Math.round(v * 100)} %`);
 
 /** How busy the server's and the load generator's cores were (medians over the runs). */
 const coresCell = ["cores busy: server / load", (s) => `${percent(s.serverCoreBusy)} / ${percent(s.loadCoreBusy)}`];

@@ -14,6 +14,29 @@ fn ok(body: &'static str) -> peregrine_core::Response {
     http::Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())))
 }
 
+/// Waits for the body-too-large error of exchange `id`, answers it 413 as a host
+/// would, and checks that the client got it.
+async fn answers_too_large(
+    bridge: &peregrine_core::bridge::Bridge,
+    notify: &tokio::sync::Notify,
+    client: &mut RawClient,
+    id: u32,
+) {
+    let code = next_event(bridge, notify, |e| match e {
+        Event::BodyError { id: failed, error } if failed == id => Some(error.code),
+        _ => None,
+    })
+    .await;
+    assert_eq!(code, ErrorCode::BodyTooLarge);
+    let mut response = ok("");
+    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    bridge.respond(id, response).unwrap();
+    assert!(client
+        .read_until(|t| t.contains("\r\n\r\n"))
+        .await
+        .starts_with("HTTP/1.1 413"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivers_requests_and_takes_whole_responses() {
     let (bridge, notify) = bridge();
@@ -155,19 +178,7 @@ async fn enforces_the_body_limit_per_request() {
         .await;
     let id = next_request(&bridge, &notify).await;
     bridge.read_body(id).unwrap();
-    let code = next_event(&bridge, &notify, |e| match e {
-        Event::BodyError { error, .. } => Some(error.code),
-        _ => None,
-    })
-    .await;
-    assert_eq!(code, ErrorCode::BodyTooLarge);
-    let mut response = ok("");
-    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-    bridge.respond(id, response).unwrap();
-    assert!(client
-        .read_until(|t| t.contains("\r\n\r\n"))
-        .await
-        .starts_with("HTTP/1.1 413"));
+    answers_too_large(&bridge, &notify, &mut client, id).await;
 
     // The per-request limit can be raised before reading starts.
     let mut client = RawClient::connect(port).await;
@@ -351,19 +362,7 @@ async fn a_relayed_body_keeps_its_trailers_and_limit() {
         .await;
     let id = next_request(&bridge, &notify).await;
     relay(&bridge, id).unwrap();
-    let code = next_event(&bridge, &notify, |e| match e {
-        Event::BodyError { id: failed, error } if failed == id => Some(error.code),
-        _ => None,
-    })
-    .await;
-    assert_eq!(code, ErrorCode::BodyTooLarge);
-    let mut response = ok("");
-    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-    bridge.respond(id, response).unwrap();
-    assert!(client
-        .read_until(|t| t.contains("\r\n\r\n"))
-        .await
-        .starts_with("HTTP/1.1 413"));
+    answers_too_large(&bridge, &notify, &mut client, id).await;
 
     // Past the limit later, the response breaks off and the connection closes.
     let mut client = RawClient::connect(port).await;
